@@ -1,0 +1,20 @@
+"""Datasets: HDF5 shards of simulations, written atomically and resumable."""
+
+from ._config import CONFIG_NAME, DatasetConfig, package_versions
+from ._dataset import Dataset
+from ._generate import generate_dataset, remove_dataset, shard_path
+from ._shards import SHARD_KIND, open_shard, read_soma_spikes, read_spikes
+
+__all__ = [
+    "CONFIG_NAME",
+    "SHARD_KIND",
+    "Dataset",
+    "DatasetConfig",
+    "generate_dataset",
+    "open_shard",
+    "package_versions",
+    "read_soma_spikes",
+    "read_spikes",
+    "remove_dataset",
+    "shard_path",
+]

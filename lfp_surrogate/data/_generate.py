@@ -1,0 +1,289 @@
+"""Generate a dataset of full NEURON simulations, in parallel and resumable."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from .._logging import logger, progress, use_log_level
+from .._validation import check_positive
+from ._config import CONFIG_NAME, DatasetConfig, package_versions
+from ._shards import ShardWriter, open_shard
+
+_SHARD_FMT = "shard-{:05d}.h5"
+
+# the simulator of a worker process, built once
+_WORKER: dict = {}
+
+
+def shard_path(folder, shard: int) -> Path:
+    """Path of a complete shard."""
+    return Path(folder) / _SHARD_FMT.format(shard)
+
+
+def _own_files(folder: Path) -> list[Path]:
+    """Files of ours in a dataset folder (shards, temporaries, config)."""
+    out = [p for p in folder.glob("shard-*.h5")]
+    out += [p for p in folder.glob(".shard-*.tmp")]
+    if (folder / CONFIG_NAME).exists():
+        out.append(folder / CONFIG_NAME)
+    return out
+
+
+def generate_dataset(
+    out,
+    config: DatasetConfig,
+    *,
+    n_jobs: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    verbose=None,
+) -> Path:
+    """Simulate ``config.n_sims`` inputs and write them as HDF5 shards.
+
+    Parameters
+    ----------
+    out : path-like
+        Dataset folder. A non-empty folder is refused unless ``resume`` (same
+        settings: complete shards are kept, the rest is simulated) or
+        ``force`` (our own shards and configuration are replaced; other files
+        are left alone).
+    config : DatasetConfig
+        What to simulate.
+    n_jobs : int | None
+        Worker processes (default: one per core). With 1, the simulations run
+        in this process.
+    resume : bool
+        Continue an interrupted generation with the same settings.
+    force : bool
+        Replace an existing dataset of ours.
+    verbose : bool | str | int | None
+        Logging level for this call.
+
+    Returns
+    -------
+    folder : Path
+        The dataset folder.
+
+    Notes
+    -----
+    Each shard is written under a temporary name and renamed when complete,
+    so a killed run loses at most the shards in progress. The data are
+    bit-identical for the same configuration whatever ``n_jobs`` and however
+    often the run was resumed: each simulation's input comes from its own
+    child of ``SeedSequence(seed)`` and NEURON's fixed-step integration is
+    deterministic.
+    """
+    with use_log_level(verbose):
+        out = Path(out)
+        n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
+        check_positive(n_jobs, "n_jobs", integer=True)
+        todo = _prepare_folder(out, config, resume=resume, force=force)
+        cfg = config.simulation
+        logger.info(
+            "Simulating %d of %d simulations of %s (%g ms, %d steps each) into "
+            "%s with %d worker(s)",
+            sum(len(config.shard_sims(s)) for s in todo),
+            config.n_sims,
+            cfg.cell,
+            cfg.duration,
+            int(round(cfg.duration / cfg.dt)),
+            out,
+            n_jobs,
+        )
+        t0 = time.perf_counter()
+        total_ms = sum(len(config.shard_sims(s)) for s in todo) * cfg.duration
+        with progress(total=total_ms, unit="ms", desc="simulating") as bar:
+            if n_jobs == 1:
+                for shard in todo:
+                    _write_shard(str(out), config.to_dict(), shard, bar.update)
+            else:
+                _run_pool(out, config, todo, n_jobs, bar)
+        _check_consistent(out, config)
+        logger.info(
+            "Wrote %d shard(s) to %s in %.1f s",
+            len(todo),
+            out,
+            time.perf_counter() - t0,
+        )
+        return out
+
+
+def _prepare_folder(out: Path, config: DatasetConfig, *, resume, force) -> list:
+    """Check the folder against the settings; return the shards to simulate."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out must be a folder, got the file {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    existing = any(out.iterdir())
+    has_config = (out / CONFIG_NAME).exists()
+    if existing and not (resume or force):
+        if has_config:
+            same = DatasetConfig.load(out) == config
+            raise FileExistsError(
+                f"out ({out}) already holds a dataset"
+                + (
+                    " with the same settings; pass --resume to continue it"
+                    if same
+                    else " made with other settings"
+                )
+                + " or --force to replace it"
+            )
+        raise FileExistsError(
+            f"out ({out}) is not empty and holds no dataset; choose an empty "
+            f"folder or pass --force to write our shards beside its files"
+        )
+    if has_config and resume and not force:
+        old = DatasetConfig.load(out)
+        if old != config:
+            diff = _diff(old.to_dict(), config.to_dict())
+            raise ValueError(
+                f"cannot resume {out}: it was made with other settings "
+                f"({diff}); use the same settings, or --force to replace it"
+            )
+    if force:
+        for path in _own_files(out):
+            path.unlink()
+    for path in out.glob(".shard-*.tmp"):
+        path.unlink()  # shards in progress when a previous run was killed
+    config.save(out)
+    return [s for s in range(config.n_shards) if not shard_path(out, s).exists()]
+
+
+def _diff(a: dict, b: dict, prefix="") -> str:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            sub = _diff(va, vb, f"{prefix}{key}.")
+            if sub:
+                diffs.append(sub)
+        elif va != vb:
+            diffs.append(f"{prefix}{key}: {va!r} vs {vb!r}")
+    return "; ".join(diffs)
+
+
+def _run_pool(out, config, todo, n_jobs, bar):
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    queue = manager.Queue()
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(n_jobs, len(todo)), mp_context=ctx
+        ) as pool:
+            futures = {
+                pool.submit(_write_shard, str(out), config.to_dict(), s, queue)
+                for s in todo
+            }
+            while futures:
+                done, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    bar.update(queue.get())
+                for fut in done:
+                    fut.result()  # re-raise a worker's error
+            while not queue.empty():
+                bar.update(queue.get())
+    finally:
+        manager.shutdown()
+
+
+def _simulator(sim_cfg):
+    from ..simulate import Simulator
+
+    key = repr(sim_cfg)
+    if _WORKER.get("key") != key:
+        _WORKER["sim"] = Simulator(sim_cfg)
+        _WORKER["key"] = key
+    return _WORKER["sim"]
+
+
+def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
+    """Simulate the simulations of one shard and write it atomically."""
+    from ..inputs import generate_inputs, simulation_seeds
+    from ..simulate import bin_times
+
+    config = DatasetConfig.from_dict(config_dict)
+    cfg = config.simulation
+    sim = _simulator(cfg)
+    sims = config.shard_sims(shard)
+    seeds = simulation_seeds(config.seed, config.n_sims)
+    final = shard_path(out, shard)
+    tmp = Path(out) / f".shard-{shard:05d}.h5.{os.getpid()}.tmp"
+    attrs = dict(
+        cell=cfg.cell,
+        cell_hash=sim.geometry.cell_hash,
+        dt=cfg.dt,
+        interval=cfg.interval,
+        duration=cfg.duration,
+        reduce=cfg.reduce,
+        seed=config.seed,
+        shard=shard,
+        n_sims_total=config.n_sims,
+        simulation=cfg.to_dict(),
+        input_statistics=config.inputs.to_dict(),
+        versions=package_versions(),
+    )
+    writer = ShardWriter(
+        tmp,
+        len(sims),
+        sim.geometry,
+        attrs,
+        cfg.n_times,
+        bin_times(cfg),
+        record_imem=cfg.record_imem,
+    )
+    try:
+        for j, i in enumerate(sims):
+            spikes = generate_inputs(sim.geometry, cfg.duration, seeds[i], config.inputs)
+            writer.write_input(j, i, spikes)
+
+            def sink(k0, vmem, imem, j=j):
+                writer.write_bins(j, k0, vmem, imem)
+                _report(report, vmem.shape[1] * cfg.interval)
+
+            result = sim.run(spikes, config.inputs, sink=sink)
+            writer.write_spikes(j, result.soma_spikes)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, final)
+    return str(final)
+
+
+def _report(report, value):
+    if report is None:
+        return
+    if callable(report):
+        report(value)
+    else:
+        report.put(value)
+
+
+def _check_consistent(out: Path, config: DatasetConfig):
+    """All shards present, complete and made for the same cell."""
+    hashes = set()
+    for s in range(config.n_shards):
+        path = shard_path(out, s)
+        if not path.exists():
+            raise RuntimeError(f"shard {path} is missing after generation")
+        with open_shard(path) as f:
+            hashes.add(f.attrs["cell_hash"])
+    if len(hashes) > 1:
+        raise RuntimeError(
+            f"the shards of {out} were made for different cells (hashes "
+            f"{sorted(hashes)}); regenerate with --force"
+        )
+
+
+def remove_dataset(out) -> None:
+    """Delete our files in a dataset folder (and the folder if then empty)."""
+    out = Path(out)
+    for path in _own_files(out):
+        path.unlink()
+    if out.is_dir() and not any(out.iterdir()):
+        shutil.rmtree(out)
