@@ -67,9 +67,7 @@ def check_array(array, name: str, *, shape=None, ndim=None, finite=True):
     """
     array = np.asarray(array)
     if ndim is not None and array.ndim != ndim:
-        raise ValueError(
-            f"{name} must have {ndim} dimensions, got shape {array.shape}"
-        )
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
     if shape is not None:
         ok = array.ndim == len(shape) and all(
             s is None or s == a for s, a in zip(shape, array.shape)

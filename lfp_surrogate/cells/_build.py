@@ -29,7 +29,8 @@ class NeuronCell:
 
     Only one cell lives in a process at a time: the Blue Brain templates
     delete every existing section when they are instantiated, so building a
-    new cell invalidates the previous one.
+    new cell invalidates the previous one; building the same cell again
+    returns the existing one.
 
     Attributes
     ----------
@@ -62,6 +63,29 @@ class NeuronCell:
         """Content hash of morphology, biophysics and segmentation."""
         return self.geometry.cell_hash
 
+    def imem_operator(self):
+        """The exact vmem -> imem operator of this cell (built once, cached).
+
+        Cached in memory and on disk (``<cache>/cells/<cell_hash>/``), so
+        later processes load it without rebuilding.
+
+        Returns
+        -------
+        operator : lfp_surrogate.currents.ImemOperator
+        """
+        if getattr(self, "_imem_operator", None) is None:
+            from .._io import cache_dir
+            from ..currents import ImemOperator
+
+            path = cache_dir("cells", self.cell_hash) / "imem_operator.npz"
+            if path.exists():
+                op = ImemOperator.load(path, cell_hash=self.cell_hash)
+            else:
+                op = ImemOperator.from_sections(self._nrn_sections, self.cell_hash)
+                op.save(path, overwrite=True)
+            self._imem_operator = op
+        return self._imem_operator
+
     def __repr__(self) -> str:
         return f"<NeuronCell {self.name!r}, {self.n_seg} segments>"
 
@@ -89,6 +113,9 @@ def build_cell(cell="l5_ttpc1", *, verbose=None) -> NeuronCell:
     """
     with use_log_level(verbose):
         spec = get_cell_spec(cell)
+        current = _CURRENT.get("cell")
+        if current is not None and current.spec == spec:
+            return current  # one cell per process: reuse it
         t0 = time.perf_counter()
         h = import_neuron()
         with quiet_stdout():
@@ -156,7 +183,8 @@ def _build_bbp(h, spec: CellSpec):
 
 def _build_ball_and_stick(h):
     """Soma with HH channels, passive trunk, two tuft branches, an oblique
-    and two basal dendrites; 33 segments."""
+    and two basal dendrites; 33 segments.
+    """
 
     def section(name, points, diam, nseg, parent=None, x=1.0):
         sec = h.Section(name=name)
@@ -224,9 +252,9 @@ def _extract_geometry(spec, sections, groups) -> CellGeometry:
     # soma centre at the origin
     soma = next(s for s in sections if s.name() in groups["soma"])
     s, e = _segment_points(soma)
-    origin = 0.5 * (s[len(s) // 2] + e[len(e) // 2]) if soma.nseg % 2 else s[
-        soma.nseg // 2
-    ]
+    origin = (
+        0.5 * (s[len(s) // 2] + e[len(e) // 2]) if soma.nseg % 2 else s[soma.nseg // 2]
+    )
     starts = starts - origin
     ends = ends - origin
 
@@ -297,9 +325,10 @@ def _regions(spec, sections, groups):
             kids = sorted(children[node], key=lambda n: -size[n])
             if not kids:
                 break
-            if len(kids) >= 2 and size[kids[1]] >= MAIN_BIFURCATION_RATIO * size[
-                kids[0]
-            ]:
+            if (
+                len(kids) >= 2
+                and size[kids[1]] >= MAIN_BIFURCATION_RATIO * size[kids[0]]
+            ):
                 main_bif = node
                 break
             node = kids[0]

@@ -130,7 +130,7 @@ def list_cells(*, include_bbp: bool = True) -> dict[str, CellSpec]:
         name="ball_and_stick",
         kind="ball_and_stick",
         pyramidal=True,
-        celsius=34.0,
+        celsius=6.3,  # Hodgkin-Huxley's squid temperature: the HH soma fires
         description="small test cell: HH soma, passive trunk, tuft, oblique, "
         "basal dendrites",
     )

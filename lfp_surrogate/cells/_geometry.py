@@ -112,8 +112,7 @@ class CellGeometry:
             missing = [k for k in (*cls._ARRAYS, "header") if k not in f.files]
             if missing:
                 raise ValueError(
-                    f"{fname} is not a cell geometry file: missing field(s) "
-                    f"{missing}"
+                    f"{fname} is not a cell geometry file: missing field(s) {missing}"
                 )
             header = json.loads(str(f["header"]))
             arrays = {k: f[k] for k in cls._ARRAYS}

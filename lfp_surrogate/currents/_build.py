@@ -41,7 +41,9 @@ def check_integrator() -> None:
         )
 
 
-def build_imem_operator(sections, *, verbose=None) -> sp.csr_matrix:
+def build_imem_operator(
+    sections: Iterable, *, verbose: bool | str | int | None = None
+) -> sp.csr_matrix:
     r"""Build the exact linear map from segment voltages to membrane currents.
 
     The returned matrix ``M`` gives, for every segment ``i``, the net axial
@@ -212,7 +214,7 @@ def _segment_index(nseg: int, x: float) -> int:
     Mirrors NEURON's ``node_index``: ``floor(nseg * x)`` in double precision,
     so a point on a segment boundary belongs to the segment beyond it.
     """
-    return min(int(round(nseg * x - 0.5 + 1e-9)) if False else int(nseg * x - 1e-12), nseg - 1)
+    return min(int(nseg * x), nseg - 1)
 
 
 def _node_graph(sections: list) -> _Graph:

@@ -6,6 +6,7 @@ import numbers
 import os
 import sys
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +15,9 @@ from .._io import atomic_path
 from .._logging import logger
 from .._validation import check_path, check_type
 from ._build import build_imem_operator
+
+if TYPE_CHECKING:  # torch stays an optional, lazily used dependency
+    import torch
 
 #: Value of the ``format`` field that marks a saved operator.
 _FORMAT = "lfp_surrogate.ImemOperator/1"
@@ -73,7 +77,7 @@ class ImemOperator:
        60(1):150-163. doi:10.1109/TCSI.2012.2215780
     """
 
-    def __init__(self, matrix, cell_hash: str):
+    def __init__(self, matrix: sp.spmatrix | sp.sparray, cell_hash: str):
         check_type(cell_hash, str, "cell_hash")
         if not sp.issparse(matrix):
             raise TypeError(
@@ -89,7 +93,9 @@ class ImemOperator:
         self._torch_cache = {}
 
     @classmethod
-    def from_sections(cls, sections, cell_hash: str, *, verbose=None):
+    def from_sections(
+        cls, sections, cell_hash: str, *, verbose: bool | str | int | None = None
+    ) -> ImemOperator:
         """Build the operator of a NEURON cell.
 
         Parameters
@@ -142,7 +148,11 @@ class ImemOperator:
 
     # -- applying ---------------------------------------------------------
 
-    def apply(self, vmem, stim=None):
+    def apply(
+        self,
+        vmem: np.ndarray | torch.Tensor,
+        stim: np.ndarray | torch.Tensor | dict | None = None,
+    ) -> np.ndarray | torch.Tensor:
         """Transmembrane currents from membrane potentials.
 
         Parameters
@@ -180,8 +190,7 @@ class ImemOperator:
         vmem = np.asarray(vmem)
         if vmem.dtype.kind not in "fiu":
             raise TypeError(
-                "vmem must hold real numbers (mV), got an array of dtype "
-                f"{vmem.dtype}"
+                f"vmem must hold real numbers (mV), got an array of dtype {vmem.dtype}"
             )
         self._check_vmem_shape(vmem.shape)
 
@@ -214,13 +223,10 @@ class ImemOperator:
         """Check the keys of a dict ``stim``; return the allowed value shapes."""
         for key in stim:
             if isinstance(key, bool) or not isinstance(key, numbers.Integral):
-                raise TypeError(
-                    f"stim keys must be segment indices (int), got {key!r}"
-                )
+                raise TypeError(f"stim keys must be segment indices (int), got {key!r}")
             if not 0 <= key < self.n_seg:
                 raise ValueError(
-                    f"stim keys must be segment indices in [0, {self.n_seg}), "
-                    f"got {key}"
+                    f"stim keys must be segment indices in [0, {self.n_seg}), got {key}"
                 )
         allowed = [(shape[-1],)]
         if len(shape) == 3:
@@ -321,7 +327,7 @@ class ImemOperator:
 
     # -- files ------------------------------------------------------------
 
-    def save(self, path, *, overwrite: bool = False) -> None:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write the operator to a ``.npz`` file, atomically.
 
         Parameters
@@ -355,7 +361,9 @@ class ImemOperator:
         logger.info("Saved the imem operator (%d segments) to %s", self.n_seg, path)
 
     @classmethod
-    def load(cls, path, *, cell_hash: str | None = None):
+    def load(
+        cls, path: str | os.PathLike, *, cell_hash: str | None = None
+    ) -> ImemOperator:
         """Read an operator written by :meth:`save`.
 
         Parameters

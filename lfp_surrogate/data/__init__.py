@@ -3,7 +3,14 @@
 from ._config import CONFIG_NAME, DatasetConfig, package_versions
 from ._dataset import Dataset
 from ._generate import generate_dataset, remove_dataset, shard_path
-from ._shards import SHARD_KIND, open_shard, read_soma_spikes, read_spikes
+from ._shards import (
+    SHARD_KIND,
+    open_shard,
+    read_cell,
+    read_soma_spikes,
+    read_spikes,
+    write_cell,
+)
 
 __all__ = [
     "CONFIG_NAME",
@@ -13,8 +20,10 @@ __all__ = [
     "generate_dataset",
     "open_shard",
     "package_versions",
+    "read_cell",
     "read_soma_spikes",
     "read_spikes",
     "remove_dataset",
     "shard_path",
+    "write_cell",
 ]

@@ -234,10 +234,13 @@ def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
         cfg.n_times,
         bin_times(cfg),
         record_imem=cfg.record_imem,
+        imem_operator=sim.cell.imem_operator(),
     )
     try:
         for j, i in enumerate(sims):
-            spikes = generate_inputs(sim.geometry, cfg.duration, seeds[i], config.inputs)
+            spikes = generate_inputs(
+                sim.geometry, cfg.duration, seeds[i], config.inputs
+            )
             writer.write_input(j, i, spikes)
 
             def sink(k0, vmem, imem, j=j):

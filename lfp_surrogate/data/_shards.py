@@ -64,6 +64,9 @@ class ShardWriter:
         Whether to create the ``imem`` dataset.
     signals : dict
         Extra signals: name -> (n_channels_shape tuple, units, attrs dict).
+    imem_operator : ImemOperator | None
+        Stored with the geometry so that currents and extracellular signals
+        can be derived from the file without NEURON.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class ShardWriter:
         *,
         record_imem=True,
         signals=None,
+        imem_operator=None,
     ):
         self.path = Path(path)
         self.n_sims = n_sims
@@ -116,10 +120,7 @@ class ShardWriter:
             for key, value in sig_attrs.items():
                 dset.attrs[key] = value
             self.signals[name] = dset
-        geo = f.create_group("geometry")
-        for key in _GEOMETRY_FIELDS:
-            geo.create_dataset(key, data=getattr(geometry, key), track_times=False)
-        geo.attrs["units"] = "um"
+        write_cell(f, geometry, imem_operator)
         self._ragged = {
             "soma_spikes": ([], ["t"]),
             "inputs/exc": ([], ["seg", "t"]),
@@ -179,6 +180,64 @@ class ShardWriter:
             self.f.close()
         except Exception:  # noqa: BLE001 - already closed or broken
             pass
+
+
+def write_cell(f: h5py.Group, geometry, imem_operator=None):
+    """Store a cell's geometry (and its vmem -> imem operator) in ``f``."""
+    geo = f.create_group("geometry")
+    for key in _GEOMETRY_FIELDS:
+        geo.create_dataset(key, data=getattr(geometry, key), track_times=False)
+    geo.attrs["units"] = "um"
+    geo.attrs["name"] = geometry.name
+    geo.attrs["cell_hash"] = geometry.cell_hash
+    geo.attrs["sec_names"] = json.dumps(list(geometry.sec_names))
+    geo.create_dataset("sec_index", data=geometry.sec_index, track_times=False)
+    geo.create_dataset("seg_x", data=geometry.seg_x, track_times=False)
+    if imem_operator is not None:
+        m = imem_operator.matrix.tocsr()
+        grp = f.create_group("imem_operator")
+        grp.attrs["units"] = "uS"
+        grp.attrs["shape"] = m.shape
+        grp.attrs["cell_hash"] = imem_operator.cell_hash
+        for key in ("data", "indices", "indptr"):
+            grp.create_dataset(key, data=getattr(m, key), track_times=False)
+
+
+def read_cell(f: h5py.Group, source="file"):
+    """The geometry and operator stored by :func:`write_cell`.
+
+    Returns
+    -------
+    geometry : CellGeometry
+    operator : ImemOperator | None
+    """
+    import scipy.sparse as sp
+
+    from ..cells import CellGeometry
+    from ..currents import ImemOperator
+
+    if "geometry" not in f:
+        raise ValueError(f"{source}: group 'geometry' is missing")
+    geo = f["geometry"]
+    fields = (*_GEOMETRY_FIELDS, "sec_index", "seg_x")
+    missing = [k for k in fields if k not in geo]
+    if missing:
+        raise ValueError(f"{source}: geometry field(s) {missing} missing")
+    geometry = CellGeometry(
+        name=str(geo.attrs["name"]),
+        cell_hash=str(geo.attrs["cell_hash"]),
+        sec_names=tuple(json.loads(geo.attrs["sec_names"])),
+        **{k: geo[k][:] for k in fields},
+    )
+    operator = None
+    if "imem_operator" in f:
+        grp = f["imem_operator"]
+        m = sp.csr_matrix(
+            (grp["data"][:], grp["indices"][:], grp["indptr"][:]),
+            shape=tuple(grp.attrs["shape"]),
+        )
+        operator = ImemOperator(m, str(grp.attrs["cell_hash"]))
+    return geometry, operator
 
 
 def open_shard(path) -> h5py.File:

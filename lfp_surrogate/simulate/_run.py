@@ -53,6 +53,31 @@ def _set_checked(obj, params: dict, what: str):
             raise RuntimeError(f"{what}.{key} is {got} after setting it to {value}")
 
 
+def _recorder(h, ref):
+    vec = h.Vector()
+    vec.record(ref)
+    return vec
+
+
+def _attach_synapses(h, cell, synaptic):
+    """AMPA, NMDA and GABA_A synapses with source-less NetCons per segment."""
+    syn_all = {}
+    nc_all = {"ampa": {}, "nmda": {}, "gaba": {}}
+    for i, seg in enumerate(cell._nrn_segments):
+        if not synaptic[i]:
+            continue
+        syns = (
+            ("ampa", h.Exp2Syn(seg), AMPA),
+            ("nmda", h.LfpsNMDA(seg), NMDA),
+            ("gaba", h.Exp2Syn(seg), GABA_A),
+        )
+        for kind, syn, params in syns:
+            _set_checked(syn, params, kind)
+            syn_all[kind, i] = syn
+            nc_all[kind][i] = h.NetCon(None, syn)
+    return syn_all, nc_all
+
+
 class Simulator:
     """A built cell with one excitatory and one inhibitory channel per segment.
 
@@ -80,42 +105,28 @@ class Simulator:
         h.cvode.active(0)
         h.secondorder = 0
 
-        # synapses on every segment outside the axon
+        # synapses on every segment outside the axon, shared by all
+        # simulators of this cell in this process
         allowed = [REGIONS.index(r) for r in SYNAPTIC_REGIONS]
         self.synaptic = np.isin(self.geometry.region, allowed)
-        self._nrn_syn = {}
-        self._nrn_nc = {"ampa": {}, "nmda": {}, "gaba": {}}
-        for i, seg in enumerate(self.cell._nrn_segments):
-            if not self.synaptic[i]:
-                continue
-            syns = (
-                ("ampa", h.Exp2Syn(seg), AMPA),
-                ("nmda", h.LfpsNMDA(seg), NMDA),
-                ("gaba", h.Exp2Syn(seg), GABA_A),
-            )
-            for kind, syn, params in syns:
-                _set_checked(syn, params, kind)
-                self._nrn_syn[kind, i] = syn
-                self._nrn_nc[kind][i] = h.NetCon(None, syn)
+        if not hasattr(self.cell, "_nrn_inputs"):
+            self.cell._nrn_inputs = _attach_synapses(h, self.cell, self.synaptic)
+        self._nrn_syn, self._nrn_nc = self.cell._nrn_inputs
 
-        # recorders: every step of every segment
-        self._nrn_v = []
-        self._nrn_i = []
-        for seg in self.cell._nrn_segments:
-            vec = h.Vector()
-            vec.record(seg._ref_v)
-            self._nrn_v.append(vec)
-            if config.record_imem:
-                vec = h.Vector()
-                vec.record(seg._ref_i_membrane_)
-                self._nrn_i.append(vec)
-        soma = self.cell._nrn_sections[int(self.geometry.sec_index[self._soma])]
-        self._nrn_spike_nc = h.NetCon(
-            soma(self.geometry.seg_x[self._soma])._ref_v, None, sec=soma
-        )
-        self._nrn_spike_nc.threshold = config.spike_threshold
-        self._nrn_spike_t = h.Vector()
-        self._nrn_spike_nc.record(self._nrn_spike_t)
+        # recorders of every step of every segment, also shared per cell
+        rec = getattr(self.cell, "_nrn_recorders", None)
+        if rec is None:
+            rec = self.cell._nrn_recorders = {"v": [], "i": []}
+            rec["v"] = [_recorder(h, seg._ref_v) for seg in self.cell._nrn_segments]
+            soma_seg = self.cell._nrn_segments[self._soma]
+            rec["spike_nc"] = h.NetCon(soma_seg._ref_v, None, sec=soma_seg.sec)
+            rec["spike_t"] = h.Vector()
+            rec["spike_nc"].record(rec["spike_t"])
+        if config.record_imem and not rec["i"]:
+            rec["i"] = [
+                _recorder(h, seg._ref_i_membrane_) for seg in self.cell._nrn_segments
+            ]
+        self._nrn_rec = rec
 
     @property
     def _soma(self) -> int:
@@ -192,14 +203,18 @@ class Simulator:
 
         # warm-up at a coarse step, without input
         h.dt = cfg.warmup_dt if cfg.warmup > 0 else cfg.dt
+        h.secondorder = 0
+        h.celsius = self.cell.spec.celsius
         h.finitialize(cfg.v_init)
         _advance(h, int(round(cfg.warmup / h.dt)))
         offset = float(h.t)
         h.dt = cfg.dt
-        recorders = self._nrn_v + self._nrn_i
-        for vec in recorders:
+        rec = self._nrn_rec
+        rec["spike_nc"].threshold = cfg.spike_threshold
+        for vec in rec["v"] + rec["i"]:
             vec.resize(0)
-        self._nrn_spike_t.resize(0)
+        rec["spike_t"].resize(0)
+        channels = [rec["v"], rec["i"] if cfg.record_imem else []]
 
         n_seg = self.geometry.n_seg
         spb = cfg.steps_per_bin
@@ -215,9 +230,11 @@ class Simulator:
             n_steps = (k1 - k0) * spb
             _advance(h, n_steps)
             reduced = []
-            for vecs in (self._nrn_v, self._nrn_i):
+            for vecs in channels:
                 if not vecs:
                     reduced.append(None)
+                    for vec in rec["i"]:
+                        vec.resize(0)
                     continue
                 for j, vec in enumerate(vecs):
                     arr = vec.as_numpy()
@@ -239,7 +256,7 @@ class Simulator:
             else:
                 sink(k0, reduced[0], reduced[1])
 
-        spikes_t = np.array(self._nrn_spike_t.as_numpy()) - offset
+        spikes_t = np.array(rec["spike_t"].as_numpy()) - offset
         wall = time.perf_counter() - t_start
         logger.debug(
             "Simulated %g ms of %s (%d segments) in %.1f s",
