@@ -18,6 +18,7 @@ Every segment belongs to one region of :data:`REGIONS`:
 """
 
 from ._build import MAIN_BIFURCATION_RATIO, NeuronCell, build_cell
+from ._cache import cell_geometry, cell_imem_operator
 from ._catalogue import DEFAULT_CELL, CellSpec, get_cell_spec, list_cells
 from ._geometry import REGIONS, CellGeometry
 from ._mechanisms import compile_mechanisms, load_mechanisms
@@ -30,6 +31,8 @@ __all__ = [
     "CellSpec",
     "NeuronCell",
     "build_cell",
+    "cell_geometry",
+    "cell_imem_operator",
     "compile_mechanisms",
     "get_cell_spec",
     "list_cells",

@@ -12,6 +12,9 @@ from .._logging import set_log_level
 _COMMANDS = {
     "cells": "_cells",
     "simulate": "_simulate",
+    "probes": "_probes",
+    "forward": "_forward",
+    "figures": "_figures",
     "info": "_info",
 }
 

@@ -9,7 +9,7 @@ def add_arguments(parser):
     """Add this subcommand's options."""
     from ..inputs import InputStatistics
     from ..simulate import SimulationConfig
-    from ._common import add_config_argument
+    from ._common import add_config_argument, add_forward_arguments
 
     sim = SimulationConfig()
     stats = InputStatistics()
@@ -58,6 +58,7 @@ def add_arguments(parser):
         action="store_true",
         help="replace our shards in OUT (other files are kept)",
     )
+    add_forward_arguments(parser)
     add_config_argument(parser)
 
 
@@ -69,7 +70,7 @@ def run(args) -> int:
     from ..data import DatasetConfig, generate_dataset
     from ..inputs import InputStatistics
     from ..simulate import SimulationConfig
-    from ._common import apply_config
+    from ._common import apply_config, forward_config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -90,6 +91,7 @@ def run(args) -> int:
         n_sims=args.n_sims,
         seed=args.seed,
         sims_per_shard=args.sims_per_shard,
+        forward=forward_config_from_args(args),
     )
     get_cell_spec(args.cell)  # unknown names fail before any work
     generate_dataset(

@@ -2,6 +2,7 @@
 
 from ._config import CONFIG_NAME, DatasetConfig, package_versions
 from ._dataset import Dataset
+from ._forward_file import SIGNALS_KIND, forward_file
 from ._generate import generate_dataset, remove_dataset, shard_path
 from ._shards import (
     SHARD_KIND,
@@ -11,12 +12,16 @@ from ._shards import (
     read_spikes,
     write_cell,
 )
+from ._signals import compute_signals, signal_specs
 
 __all__ = [
     "CONFIG_NAME",
     "SHARD_KIND",
     "Dataset",
     "DatasetConfig",
+    "SIGNALS_KIND",
+    "compute_signals",
+    "forward_file",
     "generate_dataset",
     "open_shard",
     "package_versions",
@@ -25,5 +30,6 @@ __all__ = [
     "read_spikes",
     "remove_dataset",
     "shard_path",
+    "signal_specs",
     "write_cell",
 ]

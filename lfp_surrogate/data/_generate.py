@@ -13,6 +13,7 @@ from .._logging import logger, progress, use_log_level
 from .._validation import check_positive
 from ._config import CONFIG_NAME, DatasetConfig, package_versions
 from ._shards import ShardWriter, open_shard
+from ._signals import compute_signals, signal_specs
 
 _SHARD_FMT = "shard-{:05d}.h5"
 
@@ -190,14 +191,22 @@ def _run_pool(out, config, todo, n_jobs, bar):
         manager.shutdown()
 
 
-def _simulator(sim_cfg):
+def _simulator(sim_cfg, forward: dict):
+    """The worker's simulator (and forward model), built once per settings."""
     from ..simulate import Simulator
 
-    key = repr(sim_cfg)
+    key = repr((sim_cfg, forward))
     if _WORKER.get("key") != key:
-        _WORKER["sim"] = Simulator(sim_cfg)
-        _WORKER["key"] = key
-    return _WORKER["sim"]
+        # the forward signals come from NEURON's own i_membrane_
+        record = sim_cfg.replace(record_imem=sim_cfg.record_imem or bool(forward))
+        sim = Simulator(record)
+        fwd = None
+        if forward:
+            from ..forward import ForwardConfig, ForwardModel
+
+            fwd = ForwardModel(sim.geometry, ForwardConfig.from_dict(forward))
+        _WORKER.update(sim=sim, fwd=fwd, key=key)
+    return _WORKER["sim"], _WORKER["fwd"]
 
 
 def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
@@ -207,7 +216,7 @@ def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
 
     config = DatasetConfig.from_dict(config_dict)
     cfg = config.simulation
-    sim = _simulator(cfg)
+    sim, fwd = _simulator(cfg, config.forward)
     sims = config.shard_sims(shard)
     seeds = simulation_seeds(config.seed, config.n_sims)
     final = shard_path(out, shard)
@@ -224,6 +233,7 @@ def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
         n_sims_total=config.n_sims,
         simulation=cfg.to_dict(),
         input_statistics=config.inputs.to_dict(),
+        forward=dict(config.forward),
         versions=package_versions(),
     )
     writer = ShardWriter(
@@ -234,6 +244,7 @@ def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
         cfg.n_times,
         bin_times(cfg),
         record_imem=cfg.record_imem,
+        signals=signal_specs(fwd) if fwd is not None else None,
         imem_operator=sim.cell.imem_operator(),
     )
     try:
@@ -244,7 +255,10 @@ def _write_shard(out: str, config_dict: dict, shard: int, report) -> str:
             writer.write_input(j, i, spikes)
 
             def sink(k0, vmem, imem, j=j):
-                writer.write_bins(j, k0, vmem, imem)
+                # signals from float64 bin-mean imem: the operators are
+                # linear, so this equals the bin mean of per-step signals
+                signals = compute_signals(fwd, imem) if fwd is not None else None
+                writer.write_bins(j, k0, vmem, imem, signals)
                 _report(report, vmem.shape[1] * cfg.interval)
 
             result = sim.run(spikes, config.inputs, sink=sink)

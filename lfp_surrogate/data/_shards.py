@@ -140,7 +140,7 @@ class ShardWriter:
         """Store bins ``k0 ...`` of simulation ``j`` (arrays (n, n_bins))."""
         k1 = k0 + vmem.shape[1]
         self.vmem[j, :, k0:k1] = vmem.astype(np.float32)
-        if self.imem is not None:
+        if self.imem is not None and imem is not None:
             self.imem[j, :, k0:k1] = imem.astype(np.float32)
         for name, value in (signals or {}).items():
             self.signals[name][j, ..., k0:k1] = value.astype(np.float32)

@@ -348,10 +348,18 @@ class EEGOperator(LinearForward):
        doi:10.1016/j.neuroimage.2015.12.019
     """
 
-    def __init__(self, geometry, head="four_sphere_lfpy_default", electrodes=None,
-                 placement: HeadPlacement | None = None, *, reference="average",
-                 nyhead_path=None, nyhead_location="motorsensory_cortex",
-                 verbose=None):
+    def __init__(
+        self,
+        geometry,
+        head="four_sphere_lfpy_default",
+        electrodes=None,
+        placement: HeadPlacement | None = None,
+        *,
+        reference="average",
+        nyhead_path=None,
+        nyhead_location="motorsensory_cortex",
+        verbose=None,
+    ):
         with use_log_level(verbose):
             t0 = time.perf_counter()
             head = load_head_model(head)
@@ -361,44 +369,64 @@ class EEGOperator(LinearForward):
 
             if head.kind == "nyhead":
                 T, in_head, electrodes = self._nyhead(
-                    geometry, placement, nyhead_path, nyhead_location)
+                    geometry, placement, nyhead_path, nyhead_location
+                )
             else:
                 if electrodes is None:
                     electrodes = EEGElectrodes.from_montage(
-                        "standard_1020", head.scalp_radius)
+                        "standard_1020", head.scalp_radius
+                    )
                 electrodes = _as_electrodes(electrodes)
                 electrodes.check_on_scalp(head.scalp_radius)
-                in_head = place_in_head(geometry, placement, head.brain_radius,
-                                        electrodes=electrodes)
+                in_head = place_in_head(
+                    geometry, placement, head.brain_radius, electrodes=electrodes
+                )
                 T = self._sphere_matrix(head, electrodes, in_head.dipole_location)
 
-            M = _reference(T @ in_head.rotation @ dipole, reference, electrodes.names)
-            super().__init__(M, (electrodes.n_electrodes,), label=head.name,
-                             kind="eeg", unit="mV")
+            # rank 3: referenced dipole-to-EEG map times the dipole in the head
+            T_ref = _reference(T, reference, electrodes.names)
+            dipole_head = in_head.rotation @ dipole
+            super().__init__(
+                T_ref @ dipole_head,
+                (electrodes.n_electrodes,),
+                label=head.name,
+                kind="eeg",
+                unit="mV",
+                factors=(T_ref, dipole_head),
+            )
             self.head = head
             self.electrodes = electrodes
             self.reference = reference
             self.placement = placement
             self.in_head = in_head
             self.dipole_to_eeg = T
-            logger.debug("EEG %s: %d electrodes in %.3f s", head.name,
-                         electrodes.n_electrodes, time.perf_counter() - t0)
+            logger.debug(
+                "EEG %s: %d electrodes in %.3f s",
+                head.name,
+                electrodes.n_electrodes,
+                time.perf_counter() - t0,
+            )
 
     @staticmethod
     def _sphere_matrix(head: HeadModel, electrodes, dipole_location) -> np.ndarray:
-        from lfpykit.eegmegcalc import FourSphereVolumeConductor, InfiniteVolumeConductor
+        from lfpykit.eegmegcalc import (
+            FourSphereVolumeConductor,
+            InfiniteVolumeConductor,
+        )
 
         if head.kind == "infinite":
             return InfiniteVolumeConductor(sigma=head.sigma).get_transformation_matrix(
-                electrodes.positions - dipole_location)
+                electrodes.positions - dipole_location
+            )
         # electrodes on the scalp within rounding: pull those a hair outside in
         # (by < 1e-7 µm), as LFPykit rejects r > scalp radius
         pos = np.array(electrodes.positions)
         dist = np.linalg.norm(pos, axis=1)
         outside = dist > head.scalp_radius
         pos[outside] *= (head.scalp_radius * (1 - 1e-12) / dist[outside])[:, None]
-        model = FourSphereVolumeConductor(pos, radii=list(head.radii),
-                                          sigmas=list(head.sigmas))
+        model = FourSphereVolumeConductor(
+            pos, radii=list(head.radii), sigmas=list(head.sigmas)
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             T = model.get_transformation_matrix(np.asarray(dipole_location, float))
@@ -416,4 +444,3 @@ class EEGOperator(LinearForward):
         in_head = CellInHead(rot, vertex, data["normal"], float("nan"), vertex, cell)
         electrodes = EEGElectrodes(positions=data["electrodes"] * 1e3)
         return data["lead_field"], in_head, electrodes
-

@@ -101,8 +101,10 @@ def list_head_models() -> list[tuple[str, str]]:
     models : list of (str, str)
         ``(name, path)`` pairs, sorted by name.
     """
-    return [(name, str(path)) for name, path in
-            sorted(yaml_files(head_model_dirs()).items())]
+    return [
+        (name, str(path))
+        for name, path in sorted(yaml_files(head_model_dirs()).items())
+    ]
 
 
 def _bad(source, name, need, value):
@@ -112,9 +114,17 @@ def _bad(source, name, need, value):
 
 
 def _numbers(value, n: int, source: str, name: str, unit: str) -> tuple:
-    ok = isinstance(value, list) and len(value) == n and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-        and v > 0 for v in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) == n
+        and all(
+            isinstance(v, numbers.Real)
+            and not isinstance(v, bool)
+            and np.isfinite(v)
+            and v > 0
+            for v in value
+        )
+    )
     if not ok:
         _bad(source, name, f"{n} positive numbers ({unit})", value)
     return tuple(float(v) for v in value)
@@ -181,8 +191,12 @@ def _parse_head_model(data, path: Path) -> HeadModel:
     if kind in ("four_sphere", "infinite"):
         radii = _numbers(data.get("radii"), 4, source, "radii", "µm")
         if not all(a < b for a, b in zip(radii, radii[1:])):
-            _bad(source, "radii", "strictly increasing (brain < CSF < skull < scalp)",
-                 list(radii))
+            _bad(
+                source,
+                "radii",
+                "strictly increasing (brain < CSF < skull < scalp)",
+                list(radii),
+            )
     if kind == "four_sphere":
         sigmas = _numbers(data.get("sigmas"), 4, source, "sigmas", "S/m")
     if kind == "infinite":
@@ -191,10 +205,17 @@ def _parse_head_model(data, path: Path) -> HeadModel:
     if not isinstance(name, str):
         _bad(source, "name", "a string", name)
     return HeadModel(
-        name=name, kind=kind, reference=data["reference"].strip(),
-        doi=data["doi"].strip(), description=(data.get("description") or "").strip(),
-        radii=radii, sigmas=sigmas, sigma=sigma, url=data.get("url"),
-        file_name=data.get("file_name"), source=source,
+        name=name,
+        kind=kind,
+        reference=data["reference"].strip(),
+        doi=data["doi"].strip(),
+        description=(data.get("description") or "").strip(),
+        radii=radii,
+        sigmas=sigmas,
+        sigma=sigma,
+        url=data.get("url"),
+        file_name=data.get("file_name"),
+        source=source,
     )
 
 
@@ -259,7 +280,8 @@ class HeadPlacement:
     def to_dict(self) -> dict:
         """Plain dict for YAML."""
         return {
-            "direction": self.direction if isinstance(self.direction, str)
+            "direction": self.direction
+            if isinstance(self.direction, str)
             else list(self.direction),
             "depth": self.depth,
             "tilt": self.tilt,
@@ -343,8 +365,9 @@ def resolve_direction(placement: HeadPlacement, electrodes=None) -> np.ndarray:
     return _unit(electrodes.positions[names.index(placement.direction)], "direction")
 
 
-def place_in_head(geometry, placement: HeadPlacement, brain_radius: float,
-                  *, electrodes=None) -> CellInHead:
+def place_in_head(
+    geometry, placement: HeadPlacement, brain_radius: float, *, electrodes=None
+) -> CellInHead:
     """Put the cell under the brain surface of a spherical head.
 
     Parameters
@@ -400,6 +423,10 @@ def place_in_head(geometry, placement: HeadPlacement, brain_radius: float,
     else:
         mid = cell.mid
         dipole_location = (geometry.area[:, None] * mid).sum(0) / geometry.area.sum()
-    logger.debug("cell in head: depth %.1f µm, tilt %.1f deg, soma %s µm",
-                 depth, placement.tilt, np.round(soma, 1).tolist())
+    logger.debug(
+        "cell in head: depth %.1f µm, tilt %.1f deg, soma %s µm",
+        depth,
+        placement.tilt,
+        np.round(soma, 1).tolist(),
+    )
     return CellInHead(rot, soma, radial, float(depth), dipole_location, cell)

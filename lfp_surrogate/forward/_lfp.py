@@ -25,8 +25,9 @@ METHOD_ALIASES = {"soma_as_point": "root_as_point"}
 def check_method(method: str) -> str:
     """Return the LFPykit name of a source ``method`` (aliases resolved)."""
     method = METHOD_ALIASES.get(method, method)
-    check_option(method, METHODS, "method",
-                 "('soma_as_point' is accepted for 'root_as_point')")
+    check_option(
+        method, METHODS, "method", "('soma_as_point' is accepted for 'root_as_point')"
+    )
     return method
 
 
@@ -56,8 +57,9 @@ def _soma_indices(geometry) -> np.ndarray:
     return idx
 
 
-def potential_matrix(cell, points, *, sigma=0.3, method="linesource",
-                     rootinds=None) -> np.ndarray:
+def potential_matrix(
+    cell, points, *, sigma=0.3, method="linesource", rootinds=None
+) -> np.ndarray:
     """Point-contact potential matrix from LFPykit.
 
     Parameters
@@ -71,7 +73,9 @@ def potential_matrix(cell, points, *, sigma=0.3, method="linesource",
     method : {"linesource", "pointsource", "root_as_point"}
         Source model of each segment.
     rootinds : ndarray of int | None
-        Segments treated as point sources for ``root_as_point``.
+        Segments treated as point sources for ``root_as_point`` (LFPykit's
+        default: segment 0). With anisotropic ``sigma`` LFPykit always uses
+        segment 0, so other values raise NotImplementedError.
 
     Returns
     -------
@@ -85,17 +89,32 @@ def potential_matrix(cell, points, *, sigma=0.3, method="linesource",
     # LFPykit prints (e.g. "Adjusting r-distance to root segments")
     with contextlib.redirect_stdout(io.StringIO()) as out:
         if np.ndim(sigma) == 0 and method == "linesource":
-            model = lfpykit.LineSourcePotential(cell, x=x, y=y, z=z,
-                                                sigma=float(sigma))
+            model = lfpykit.LineSourcePotential(cell, x=x, y=y, z=z, sigma=float(sigma))
         elif np.ndim(sigma) == 0 and method == "pointsource":
-            model = lfpykit.PointSourcePotential(cell, x=x, y=y, z=z,
-                                                 sigma=float(sigma))
+            model = lfpykit.PointSourcePotential(
+                cell, x=x, y=y, z=z, sigma=float(sigma)
+            )
         else:
-            kwargs = {"rootinds": np.asarray(rootinds)} if (
-                method == "root_as_point" and rootinds is not None) else {}
+            kwargs = {}
+            if method == "root_as_point" and rootinds is not None:
+                rootinds = np.asarray(rootinds, dtype=int)
+                if np.ndim(sigma) == 0:
+                    kwargs["rootinds"] = rootinds
+                elif rootinds.tolist() != [0]:
+                    raise NotImplementedError(
+                        f"method 'root_as_point' with anisotropic sigma treats "
+                        f"segment 0 as the soma (LFPykit), but the soma is "
+                        f"segment(s) {rootinds.tolist()}; use a scalar sigma or "
+                        f"method 'linesource'"
+                    )
             model = lfpykit.RecExtElectrode(
-                cell, sigma=sigma if np.ndim(sigma) == 0 else np.asarray(sigma),
-                x=x, y=y, z=z, method=method, **kwargs,
+                cell,
+                sigma=sigma if np.ndim(sigma) == 0 else np.asarray(sigma),
+                x=x,
+                y=y,
+                z=z,
+                method=method,
+                **kwargs,
             )
         M = model.get_transformation_matrix()
     if out.getvalue():
@@ -176,9 +195,17 @@ class LFPOperator(LinearForward):
        Neuroinformatics 13:403-426. doi:10.1007/s12021-015-9265-6
     """
 
-    def __init__(self, geometry, placement: ProbePlacement, *, sigma=0.3,
-                 method: str = "linesource", inside: str = "warn",
-                 probe: Probe | None = None, verbose=None):
+    def __init__(
+        self,
+        geometry,
+        placement: ProbePlacement,
+        *,
+        sigma=0.3,
+        method: str = "linesource",
+        inside: str = "warn",
+        probe: Probe | None = None,
+        verbose=None,
+    ):
         with use_log_level(verbose):
             t0 = time.perf_counter()
             method = check_method(method)
@@ -187,27 +214,41 @@ class LFPOperator(LinearForward):
             cell = placement.place_cell(geometry)
             points = placement.contact_points(probe)  # (n_contacts, n_points, 3)
             n_contacts, n_points = points.shape[:2]
-            check_contacts_outside(cell, points.reshape(-1, 3), policy=inside,
-                                   label=placement.label)
+            check_contacts_outside(
+                cell, points.reshape(-1, 3), policy=inside, label=placement.label
+            )
 
             # average the point-contact matrices over each contact's points
-            M = potential_matrix(
-                cell.to_lfpykit(), points.reshape(-1, 3), sigma=sigma,
-                method=method, rootinds=_soma_indices(cell),
-            ).reshape(n_contacts, n_points, -1).mean(axis=1)
-            super().__init__(M, (n_contacts,), label=placement.label, kind="lfp",
-                             unit="mV")
+            M = (
+                potential_matrix(
+                    cell.to_lfpykit(),
+                    points.reshape(-1, 3),
+                    sigma=sigma,
+                    method=method,
+                    rootinds=_soma_indices(cell),
+                )
+                .reshape(n_contacts, n_points, -1)
+                .mean(axis=1)
+            )
+            super().__init__(
+                M, (n_contacts,), label=placement.label, kind="lfp", unit="mV"
+            )
             self.placement = placement
             self.probe = probe
             self.sigma = sigma
             self.method = method
             self.cell = cell
             self.contacts, self.normals, self.main_axes = placement.place_contacts(
-                probe)
+                probe
+            )
             self.points = points
             logger.debug(
                 "LFP %s: %d contacts x %d points x %d segments (%s) in %.3f s",
-                placement.label, n_contacts, n_points, self.n_seg, method,
+                placement.label,
+                n_contacts,
+                n_points,
+                self.n_seg,
+                method,
                 time.perf_counter() - t0,
             )
 
@@ -307,8 +348,15 @@ class CSDOperator(LinearForward):
        37:5123-5143. doi:10.1523/JNEUROSCI.2715-16.2017
     """
 
-    def __init__(self, geometry, placement: ProbePlacement, *, radius: float = 100.0,
-                 probe: Probe | None = None, verbose=None):
+    def __init__(
+        self,
+        geometry,
+        placement: ProbePlacement,
+        *,
+        radius: float = 100.0,
+        probe: Probe | None = None,
+        verbose=None,
+    ):
         import lfpykit
 
         with use_log_level(verbose):
@@ -328,8 +376,9 @@ class CSDOperator(LinearForward):
 
             # cell in the probe frame: probe axis on +z through the origin
             rot = rotation_between(axis, (0.0, 0.0, 1.0))
-            cell = transform_geometry(placement.place_cell(geometry), rot,
-                                      -rot @ center)
+            cell = transform_geometry(
+                placement.place_cell(geometry), rot, -rot @ center
+            )
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 csd = lfpykit.LaminarCurrentSourceDensity(
@@ -338,8 +387,9 @@ class CSDOperator(LinearForward):
                 M = csd.get_transformation_matrix()
             for w in caught:  # LFPykit's resolution advice; not an error here
                 logger.info("LFPykit (CSD %s): %s", placement.label, w.message)
-            super().__init__(M, (s.size,), label=placement.label, kind="csd",
-                             unit="nA/µm³")
+            super().__init__(
+                M, (s.size,), label=placement.label, kind="csd", unit="nA/µm³"
+            )
             self.placement = placement
             self.probe = probe
             self.radius = float(radius)
@@ -356,7 +406,9 @@ def dipole_matrix(geometry) -> np.ndarray:
     """
     import lfpykit
 
-    return lfpykit.CurrentDipoleMoment(geometry.to_lfpykit()).get_transformation_matrix()
+    return lfpykit.CurrentDipoleMoment(
+        geometry.to_lfpykit()
+    ).get_transformation_matrix()
 
 
 class DipoleOperator(LinearForward):
@@ -390,5 +442,6 @@ class DipoleOperator(LinearForward):
     """
 
     def __init__(self, geometry):
-        super().__init__(dipole_matrix(geometry), (3,), label="dipole",
-                         kind="dipole", unit="nA·µm")
+        super().__init__(
+            dipole_matrix(geometry), (3,), label="dipole", kind="dipole", unit="nA·µm"
+        )

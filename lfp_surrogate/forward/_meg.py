@@ -68,7 +68,8 @@ class MEGSensors:
         names = self.names or tuple(f"MEG{i + 1:03d}" for i in range(pos.shape[0]))
         if len(names) != pos.shape[0]:
             raise ValueError(
-                f"sensor names must be {pos.shape[0]} strings, got {len(names)}")
+                f"sensor names must be {pos.shape[0]} strings, got {len(names)}"
+            )
         object.__setattr__(self, "names", tuple(str(n) for n in names))
 
     @property
@@ -77,8 +78,9 @@ class MEGSensors:
         return int(self.positions.shape[0])
 
     @classmethod
-    def on_sphere(cls, n_sensors: int = 100, radius: float = 110000.0,
-                  max_polar: float = 100.0) -> MEGSensors:
+    def on_sphere(
+        cls, n_sensors: int = 100, radius: float = 110000.0, max_polar: float = 100.0
+    ) -> MEGSensors:
         """Sensors spread evenly over a helmet-like cap of a sphere.
 
         Parameters
@@ -123,8 +125,9 @@ class MEGSensors:
         if _is_tensor(field):
             import torch
 
-            normals = torch.as_tensor(self.normals, dtype=field.dtype,
-                                      device=field.device)
+            normals = torch.as_tensor(
+                self.normals, dtype=field.dtype, device=field.device
+            )
             return torch.einsum("...skt,sk->...st", field, normals)
         return np.einsum("...skt,sk->...st", field, self.normals)
 
@@ -190,10 +193,17 @@ class MEGOperator(LinearForward):
        12:92. doi:10.3389/fninf.2018.00092
     """
 
-    def __init__(self, geometry, model: str = "spherical",
-                 sensors: MEGSensors | None = None,
-                 placement: HeadPlacement | None = None, *,
-                 brain_radius: float = 79000.0, electrodes=None, verbose=None):
+    def __init__(
+        self,
+        geometry,
+        model: str = "spherical",
+        sensors: MEGSensors | None = None,
+        placement: HeadPlacement | None = None,
+        *,
+        brain_radius: float = 79000.0,
+        electrodes=None,
+        verbose=None,
+    ):
         from lfpykit.eegmegcalc import (
             InfiniteHomogeneousVolCondMEG,
             SphericallySymmetricVolCondMEG,
@@ -205,8 +215,9 @@ class MEGOperator(LinearForward):
             sensors = MEGSensors.on_sphere() if sensors is None else sensors
             check_type(sensors, MEGSensors, "sensors")
             placement = HeadPlacement() if placement is None else placement
-            in_head = place_in_head(geometry, placement, brain_radius,
-                                    electrodes=electrodes)
+            in_head = place_in_head(
+                geometry, placement, brain_radius, electrodes=electrodes
+            )
             r_p = np.asarray(in_head.dipole_location, dtype=float)
 
             dist = np.linalg.norm(sensors.positions, axis=1)
@@ -227,13 +238,24 @@ class MEGOperator(LinearForward):
                 T = H.get_transformation_matrix(r_p)
             # T: (n_sensors, 3, 3) H per dipole; dipole in the head frame
             dipole = in_head.rotation @ dipole_matrix(geometry)
-            B = FT_PER_NA_PER_UM * np.einsum("sij,jn->sin", T, dipole)
-            super().__init__(B.reshape(-1, B.shape[-1]), (sensors.n_sensors, 3),
-                             label=model, kind="meg", unit="fT")
+            # rank 3: (n_sensors * 3, 3) field per dipole times the dipole
+            A = FT_PER_NA_PER_UM * T.reshape(-1, 3)
+            super().__init__(
+                A @ dipole,
+                (sensors.n_sensors, 3),
+                label=model,
+                kind="meg",
+                unit="fT",
+                factors=(A, dipole),
+            )
             self.model = model
             self.sensors = sensors
             self.placement = placement
             self.in_head = in_head
             self.dipole_to_field = FT_PER_NA_PER_UM * T
-            logger.debug("MEG %s: %d sensors in %.3f s", model, sensors.n_sensors,
-                         time.perf_counter() - t0)
+            logger.debug(
+                "MEG %s: %d sensors in %.3f s",
+                model,
+                sensors.n_sensors,
+                time.perf_counter() - t0,
+            )

@@ -38,10 +38,10 @@ def _to_numpy(data) -> np.ndarray:
 
 
 def fit_sphere(points) -> tuple[np.ndarray, float]:
-    """Least-squares sphere through ``points`` (n, 3): centre (3,) and radius.
+    r"""Least-squares sphere through ``points`` (n, 3): centre (3,) and radius.
 
-    Solves :math:`|\\mathbf{p}|^2 = 2\\mathbf{c}\\cdot\\mathbf{p} + k`, with
-    :math:`k = r^2 - |\\mathbf{c}|^2`, in the least-squares sense.
+    Solves :math:`|\mathbf{p}|^2 = 2\mathbf{c}\cdot\mathbf{p} + k`, with
+    :math:`k = r^2 - |\mathbf{c}|^2`, in the least-squares sense.
     """
     points = np.asarray(points, dtype=float)
     A = np.c_[2 * points, np.ones(len(points))]
@@ -77,8 +77,7 @@ def montage_positions(name: str, radius: float) -> tuple[list, np.ndarray]:
     use = name
     if name in _MONTAGE_ALIASES and _MONTAGE_ALIASES[name] in builtin:
         use = _MONTAGE_ALIASES[name]
-    check_option(use, builtin, "montage",
-                 "See mne.channels.get_builtin_montages()")
+    check_option(use, builtin, "montage", "See mne.channels.get_builtin_montages()")
     montage = mne.channels.make_standard_montage(use)
     ch_pos = montage.get_positions()["ch_pos"]
     names = list(ch_pos)
@@ -101,8 +100,7 @@ def _wrap(mne, data, info, kind: str, tmin: float):
     return mne.EvokedArray(data, info, tmin=tmin, verbose=False)
 
 
-def eeg_to_mne(eeg, electrodes, sfreq: float, *, kind: str = "raw",
-               tmin: float = 0.0):
+def eeg_to_mne(eeg, electrodes, sfreq: float, *, kind: str = "raw", tmin: float = 0.0):
     """Hand EEG to MNE-Python as ``RawArray``, ``EvokedArray`` or ``EpochsArray``.
 
     Parameters
@@ -137,8 +135,7 @@ def eeg_to_mne(eeg, electrodes, sfreq: float, *, kind: str = "raw",
     return obj
 
 
-def meg_to_mne(field, sensors, sfreq: float, *, kind: str = "raw",
-               tmin: float = 0.0):
+def meg_to_mne(field, sensors, sfreq: float, *, kind: str = "raw", tmin: float = 0.0):
     """Hand MEG to MNE-Python as point magnetometers (normal component, T).
 
     Parameters
@@ -172,8 +169,9 @@ def meg_to_mne(field, sensors, sfreq: float, *, kind: str = "raw",
     normal = np.einsum("...skt,sk->...st", data, sensors.normals) * _T_PER_FT
     info = mne.create_info(list(sensors.names), float(sfreq), "mag")
     for ch, pos, ez in zip(info["chs"], sensors.positions, sensors.normals):
-        helper = np.array([1.0, 0.0, 0.0]) if abs(ez[0]) < 0.9 else np.array(
-            [0.0, 1.0, 0.0])
+        helper = (
+            np.array([1.0, 0.0, 0.0]) if abs(ez[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        )
         ex = np.cross(helper, ez)
         ex /= np.linalg.norm(ex)
         ey = np.cross(ez, ex)

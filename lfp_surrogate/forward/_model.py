@@ -81,7 +81,7 @@ class ForwardConfig:
     eeg_reference : str | None
         ``"average"``, ``"none"`` or an electrode name.
     nyhead_path : str | None
-        The New York head file (µm-free; default location otherwise).
+        Path of ``sa_nyhead.mat`` (default :func:`nyhead_default_path`).
     nyhead_location : str | tuple of 3 float
         Cortex location in the New York head (name or mm).
     meg : tuple of str
@@ -128,7 +128,11 @@ class ForwardConfig:
         set_(self, "csd_radius", float(self.csd_radius))
         set_(self, "heads", _names(self.heads, "heads"))
         if isinstance(self.head_placement, Mapping):
-            set_(self, "head_placement", HeadPlacement.from_dict(dict(self.head_placement)))
+            set_(
+                self,
+                "head_placement",
+                HeadPlacement.from_dict(dict(self.head_placement)),
+            )
         check_type(self.head_placement, HeadPlacement, "head_placement")
         check_type(self.eeg_montage, str, "eeg_montage")
         if self.eeg_reference is not None:
@@ -138,8 +142,9 @@ class ForwardConfig:
             set_(self, "nyhead_path", os.fspath(self.nyhead_path))
         loc = self.nyhead_location
         if isinstance(loc, str):
-            check_option(loc, NYHEAD_LOCATIONS, "nyhead_location",
-                         "Or give 3 numbers (mm)")
+            check_option(
+                loc, NYHEAD_LOCATIONS, "nyhead_location", "Or give 3 numbers (mm)"
+            )
         else:
             arr = np.asarray(loc, dtype=float).reshape(-1)
             if arr.shape != (3,):
@@ -185,14 +190,14 @@ class ForwardConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(
-                f"forward config has unknown key(s) {unknown}; allowed: "
-                f"{sorted(names)}"
+                f"forward config has unknown key(s) {unknown}; allowed: {sorted(names)}"
             )
         if isinstance(data.get("sigma"), list):
             data["sigma"] = tuple(data["sigma"])
         if isinstance(data.get("head_placement"), Mapping):
             data["head_placement"] = HeadPlacement.from_dict(
-                dict(data["head_placement"]))
+                dict(data["head_placement"])
+            )
         return cls(**data)
 
     def to_yaml(self, path, *, overwrite: bool = False) -> Path:
@@ -277,9 +282,16 @@ class ForwardModel:
     >>> lfp = fwd.lfp(imem)["Laminar-16-100"]  # (n_contacts, n_times) mV
     """
 
-    def __init__(self, geometry, config: ForwardConfig | None = None, *,
-                 electrodes=None, meg_sensors: MEGSensors | None = None,
-                 verbose=None, **overrides):
+    def __init__(
+        self,
+        geometry,
+        config: ForwardConfig | None = None,
+        *,
+        electrodes=None,
+        meg_sensors: MEGSensors | None = None,
+        verbose=None,
+        **overrides,
+    ):
         with use_log_level(verbose):
             t0 = time.perf_counter()
             config = ForwardConfig() if config is None else config
@@ -290,8 +302,11 @@ class ForwardModel:
             self.geometry = geometry
             logger.info(
                 "Building forward models for %s (%d segments): %d probe(s), "
-                "head(s) %s, MEG %s", getattr(geometry, "name", "cell"),
-                geometry.n_seg, len(config.probes), list(config.heads) or "none",
+                "head(s) %s, MEG %s",
+                getattr(geometry, "name", "cell"),
+                geometry.n_seg,
+                len(config.probes),
+                list(config.heads) or "none",
                 list(config.meg) or "none",
             )
             self.dipole_operator = DipoleOperator(geometry)
@@ -300,11 +315,17 @@ class ForwardModel:
             for placement in config.probes:
                 probe = load_probe(placement.probe)
                 self.lfp_operators[placement.label] = LFPOperator(
-                    geometry, placement, sigma=config.sigma, method=config.method,
-                    inside=config.inside, probe=probe)
+                    geometry,
+                    placement,
+                    sigma=config.sigma,
+                    method=config.method,
+                    inside=config.inside,
+                    probe=probe,
+                )
                 try:
                     self.csd_operators[placement.label] = CSDOperator(
-                        geometry, placement, radius=config.csd_radius, probe=probe)
+                        geometry, placement, radius=config.csd_radius, probe=probe
+                    )
                 except NotImplementedError as err:
                     logger.debug("no CSD for %s: %s", placement.label, err)
 
@@ -314,29 +335,50 @@ class ForwardModel:
                 model = load_head_model(head)
                 elec = electrodes
                 if model.kind != "nyhead" and elec is None:
-                    elec = EEGElectrodes.from_montage(config.eeg_montage,
-                                                      model.scalp_radius)
+                    elec = EEGElectrodes.from_montage(
+                        config.eeg_montage, model.scalp_radius
+                    )
                 self.eeg_operators[model.name] = EEGOperator(
-                    geometry, model, elec, config.head_placement,
-                    reference=config.eeg_reference, nyhead_path=config.nyhead_path,
-                    nyhead_location=config.nyhead_location)
+                    geometry,
+                    model,
+                    elec,
+                    config.head_placement,
+                    reference=config.eeg_reference,
+                    nyhead_path=config.nyhead_path,
+                    nyhead_location=config.nyhead_location,
+                )
 
             self.meg_operators = {}
             if config.meg:
                 sensors = meg_sensors or MEGSensors.on_sphere(
-                    config.meg_n_sensors, config.meg_radius)
+                    config.meg_n_sensors, config.meg_radius
+                )
                 brain_radius = load_head_model(config.meg_head_model).brain_radius
                 meg_elec = electrodes
-                if meg_elec is None and isinstance(config.head_placement.direction, str):
-                    meg_elec = next((op.electrodes for op in self.eeg_operators.values()
-                                     if op.head.kind != "nyhead"), None)
+                if meg_elec is None and isinstance(
+                    config.head_placement.direction, str
+                ):
+                    meg_elec = next(
+                        (
+                            op.electrodes
+                            for op in self.eeg_operators.values()
+                            if op.head.kind != "nyhead"
+                        ),
+                        None,
+                    )
                 for model in config.meg:
                     self.meg_operators[model] = MEGOperator(
-                        geometry, model, sensors, config.head_placement,
-                        brain_radius=brain_radius, electrodes=meg_elec)
+                        geometry,
+                        model,
+                        sensors,
+                        config.head_placement,
+                        brain_radius=brain_radius,
+                        electrodes=meg_elec,
+                    )
             logger.info(
                 "Forward models built in %.2f s: %d LFP contacts, %d CSD contacts, "
-                "%d EEG electrodes, %d MEG sensors", time.perf_counter() - t0,
+                "%d EEG electrodes, %d MEG sensors",
+                time.perf_counter() - t0,
                 sum(op.out_shape[0] for op in self.lfp_operators.values()),
                 sum(op.out_shape[0] for op in self.csd_operators.values()),
                 sum(op.out_shape[0] for op in self.eeg_operators.values()),
@@ -355,13 +397,23 @@ class ForwardModel:
     def operators(self) -> dict:
         """Every operator, keyed ``"<kind>/<label>"``."""
         out = {"dipole/dipole": self.dipole_operator}
-        for kind, ops in (("lfp", self.lfp_operators), ("csd", self.csd_operators),
-                          ("eeg", self.eeg_operators), ("meg", self.meg_operators)):
+        for kind, ops in (
+            ("lfp", self.lfp_operators),
+            ("csd", self.csd_operators),
+            ("eeg", self.eeg_operators),
+            ("meg", self.meg_operators),
+        ):
             out.update({f"{kind}/{label}": op for label, op in ops.items()})
         return out
 
     def to(self, device=None, dtype=None) -> ForwardModel:
-        """Put every matrix on ``device`` as ``dtype`` (default float32); returns self."""
+        """Copy every matrix to ``device`` as ``dtype`` (default float32).
+
+        Returns
+        -------
+        ForwardModel
+            ``self``.
+        """
         for op in self.operators.values():
             op.to(device, dtype)
         return self
@@ -393,8 +445,10 @@ class ForwardModel:
         dict of str to array, shape ([n_batch,] n_contacts, n_times)
             Potentials (mV) by probe label.
         """  # noqa: E501
-        return {k: op(imem) for k, op in
-                self._select(self.lfp_operators, labels, "LFP").items()}
+        return {
+            k: op(imem)
+            for k, op in self._select(self.lfp_operators, labels, "LFP").items()
+        }
 
     def csd(self, imem, labels=None) -> dict:
         """Ground-truth CSD at every laminar probe.
@@ -404,8 +458,10 @@ class ForwardModel:
         dict of str to array, shape ([n_batch,] n_contacts, n_times)
             CSD (nA/µm³) by probe label.
         """
-        return {k: op(imem) for k, op in
-                self._select(self.csd_operators, labels, "CSD").items()}
+        return {
+            k: op(imem)
+            for k, op in self._select(self.csd_operators, labels, "CSD").items()
+        }
 
     def dipole(self, imem):
         """Current dipole moment in the cell's frame.
@@ -425,8 +481,10 @@ class ForwardModel:
         dict of str to array, shape ([n_batch,] n_electrodes, n_times)
             Scalp potential (mV, referenced as configured) by head name.
         """
-        return {k: op(imem) for k, op in
-                self._select(self.eeg_operators, labels, "EEG").items()}
+        return {
+            k: op(imem)
+            for k, op in self._select(self.eeg_operators, labels, "EEG").items()
+        }
 
     def meg(self, imem, labels=None) -> dict:
         """Magnetic field for every MEG model.
@@ -436,5 +494,7 @@ class ForwardModel:
         dict of str to array, shape ([n_batch,] n_sensors, 3, n_times)
             Full field B (fT) by model name.
         """
-        return {k: op(imem) for k, op in
-                self._select(self.meg_operators, labels, "MEG").items()}
+        return {
+            k: op(imem)
+            for k, op in self._select(self.meg_operators, labels, "MEG").items()
+        }

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Names of the trailing output axes, for error messages and docs.
-_AXIS_NAMES = {"lfp": ("n_contacts",), "csd": ("n_contacts",), "dipole": ("3",),
-               "eeg": ("n_electrodes",), "meg": ("n_sensors", "3")}
-
 
 def _is_tensor(x) -> bool:
     # avoid importing torch for numpy inputs
@@ -34,9 +30,15 @@ class LinearForward:
         ``"lfp"``, ``"csd"``, ``"dipole"``, ``"eeg"`` or ``"meg"``.
     unit : str
         Unit of the output for imem in nA.
+    factors : tuple of 2 ndarray | None
+        ``(A, B)`` with ``matrix = A @ B``, shapes (n_out, k) and (k, n_seg),
+        for a low-rank map (EEG and MEG pass through the 3-component dipole);
+        then :meth:`apply` computes ``A @ (B @ imem)``, which is cheaper.
     """
 
-    def __init__(self, matrix, out_shape, *, label: str, kind: str, unit: str):
+    def __init__(
+        self, matrix, out_shape, *, label: str, kind: str, unit: str, factors=None
+    ):
         matrix = np.array(matrix, dtype=np.float64, copy=True)
         out_shape = tuple(int(s) for s in out_shape)
         if matrix.ndim != 2 or matrix.shape[0] != int(np.prod(out_shape)):
@@ -46,6 +48,23 @@ class LinearForward:
             )
         matrix.setflags(write=False)
         self._matrix = matrix
+        self._factors = None
+        if factors is not None:
+            A, B = (np.array(f, dtype=np.float64, copy=True) for f in factors)
+            if (
+                A.shape[0] != matrix.shape[0]
+                or B.shape[1] != matrix.shape[1]
+                or (A.shape[1] != B.shape[0])
+            ):
+                raise ValueError(
+                    f"factors must have shapes ({matrix.shape[0]}, k) and (k, "
+                    f"{matrix.shape[1]}), got {A.shape} and {B.shape}"
+                )
+            for f in (A, B):
+                f.setflags(write=False)
+            # worth it only when the inner size is small
+            if A.shape[1] * (A.shape[0] + B.shape[1]) < A.shape[0] * B.shape[1]:
+                self._factors = (A, B)
         self.out_shape = out_shape
         self.label = label
         self.kind = kind
@@ -108,12 +127,20 @@ class LinearForward:
                     f"imem must be a floating-point tensor, got {imem.dtype}; "
                     f"convert it with imem.float() or imem.double()"
                 )
-            out = self.tensor(imem.device, imem.dtype) @ imem
+            if self._factors is not None:
+                A, B = self._factor_tensors(imem.device, imem.dtype)
+                out = A @ (B @ imem)
+            else:
+                out = self.tensor(imem.device, imem.dtype) @ imem
         else:
             imem = np.asarray(imem)
             if imem.dtype.kind not in "fiu":
                 raise TypeError(f"imem must be a real array, got dtype {imem.dtype}")
-            out = self._matrix @ imem
+            if self._factors is not None:
+                A, B = self._factors
+                out = A @ (B @ imem)
+            else:
+                out = self._matrix @ imem
         # (..., n_out, n_times) -> (..., *out_shape, n_times)
         return out.reshape(*batch, *self.out_shape, n_times)
 
@@ -139,12 +166,43 @@ class LinearForward:
         dtype = torch.float32 if dtype is None else dtype
         key = (str(device), dtype)
         if key not in self._tensors:
-            self._tensors[key] = torch.as_tensor(self._matrix).to(
+            # copy: torch refuses to share the read-only numpy buffer
+            self._tensors[key] = torch.from_numpy(self._matrix.copy()).to(
                 device=device, dtype=dtype
             )
         return self._tensors[key]
 
+    def _factor_tensors(self, device, dtype):
+        import torch
+
+        key = ("factors", str(device), dtype)
+        if key not in self._tensors:
+            self._tensors[key] = tuple(
+                torch.from_numpy(f.copy()).to(device=device, dtype=dtype)
+                for f in self._factors
+            )
+        return self._tensors[key]
+
     def to(self, device=None, dtype=None) -> LinearForward:
-        """Copy the matrix to ``device`` (and ``dtype``) ahead of use; returns self."""
-        self.tensor(device, dtype)
+        """Copy the matrix (or its factors) to ``device`` as ``dtype`` ahead of use.
+
+        Parameters
+        ----------
+        device : torch.device | str | None
+            Default CPU.
+        dtype : torch.dtype | None
+            Default ``torch.float32``.
+
+        Returns
+        -------
+        LinearForward
+            ``self``.
+        """
+        import torch
+
+        if self._factors is not None:
+            device = torch.device("cpu" if device is None else device)
+            self._factor_tensors(device, torch.float32 if dtype is None else dtype)
+        else:
+            self.tensor(device, dtype)
         return self

@@ -33,8 +33,10 @@ class ContactInsideCellWarning(UserWarning):
 
 
 def _vector3(value, name: str) -> tuple[float, float, float]:
-    arr = np.asarray(value, dtype=float).reshape(-1) if not isinstance(
-        value, (str, bytes)) else np.array([])
+    try:
+        arr = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        arr = np.array([])
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be 3 finite numbers (x, y, z), got {value!r}")
     return tuple(float(v) for v in arr)
@@ -163,8 +165,16 @@ class ProbePlacement:
         ProbePlacement
         """
         check_type(attrs, Mapping, "attrs", "a mapping")
-        required = ("label", "probe", "position", "rotation", "cell_position",
-                    "cell_rotation", "n_points", "seed")
+        required = (
+            "label",
+            "probe",
+            "position",
+            "rotation",
+            "cell_position",
+            "cell_rotation",
+            "n_points",
+            "seed",
+        )
         missing = [k for k in required if k not in attrs]
         if missing:
             raise ValueError(
@@ -311,7 +321,9 @@ class ProbePlacement:
             half_w, half_h = probe.size
             a = (2 * draw[..., 0] - 1) * half_w
             b = (2 * draw[..., 1] - 1) * half_h
-        return centres[:, None, :] + a[..., None] * u[:, None] + b[..., None] * v[:, None]
+        return (
+            centres[:, None, :] + a[..., None] * u[:, None] + b[..., None] * v[:, None]
+        )
 
 
 def contacts_inside_cell(geometry, points) -> np.ndarray:

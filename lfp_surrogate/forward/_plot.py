@@ -28,8 +28,11 @@ def _draw_cell(ax, cell, proj: str, color="0.2"):
     ends = np.stack([cell.x, cell.y, cell.z], axis=-1)  # (n_seg, 2, 3)
     lines = ends[..., [i, j]]
     widths = np.clip(cell.d, 0.5, 3.0)
-    ax.add_collection(LineCollection(lines, linewidths=widths, colors=color,
-                                     capstyle="round", zorder=1))
+    ax.add_collection(
+        LineCollection(
+            lines, linewidths=widths, colors=color, capstyle="round", zorder=1
+        )
+    )
     soma = np.flatnonzero(getattr(cell, "region", np.zeros(1)) == 0)[:1]
     if soma.size:
         mid = ends[soma[0]].mean(0)
@@ -37,8 +40,9 @@ def _draw_cell(ax, cell, proj: str, color="0.2"):
     ax.autoscale_view()
 
 
-def plot_probe_morphology(geometry, placements=(), *, projections=("xy", "zy"),
-                          figsize=None):
+def plot_probe_morphology(
+    geometry, placements=(), *, projections=("xy", "zy"), figsize=None
+):
     """The cell and the probe contacts in 2-D projections.
 
     Parameters
@@ -80,8 +84,15 @@ def plot_probe_morphology(geometry, placements=(), *, projections=("xy", "zy"),
             _draw_cell(ax, cell, proj)
             if contacts is not None:
                 i, j = _AXES[proj[0]], _AXES[proj[1]]
-                ax.scatter(contacts[:, i], contacts[:, j], s=10, marker="s",
-                           color="tab:red", zorder=3, label=f"{label} contacts")
+                ax.scatter(
+                    contacts[:, i],
+                    contacts[:, j],
+                    s=10,
+                    marker="s",
+                    color="tab:red",
+                    zorder=3,
+                    label=f"{label} contacts",
+                )
             ax.set_aspect("equal", adjustable="datalim")
             ax.set_xlabel(f"{proj[0]} (µm)")
             ax.set_ylabel(f"{proj[1]} (µm)")
@@ -125,12 +136,27 @@ def plot_cell_in_head(operator, *, projection="xz", zoom=1500.0, figsize=(9, 4.5
     fig = _figure(figsize)
     ax_head, ax_cell = fig.subplots(1, 2)
     for radius, name in zip(radii, names):
-        ax_head.add_patch(Circle((0, 0), radius / 1e3, fill=False, lw=1,
-                                 color="0.5", label=f"{name} {radius / 1e3:g} mm"))
-    ax_head.scatter(points[:, i] / 1e3, points[:, j] / 1e3, s=8, color="tab:blue",
-                    label=what)
-    ax_head.plot(in_head.soma[i] / 1e3, in_head.soma[j] / 1e3, "*", ms=12,
-                 color="tab:red", label="cell")
+        ax_head.add_patch(
+            Circle(
+                (0, 0),
+                radius / 1e3,
+                fill=False,
+                lw=1,
+                color="0.5",
+                label=f"{name} {radius / 1e3:g} mm",
+            )
+        )
+    ax_head.scatter(
+        points[:, i] / 1e3, points[:, j] / 1e3, s=8, color="tab:blue", label=what
+    )
+    ax_head.plot(
+        in_head.soma[i] / 1e3,
+        in_head.soma[j] / 1e3,
+        "*",
+        ms=12,
+        color="tab:red",
+        label="cell",
+    )
     ax_head.set_aspect("equal", adjustable="datalim")
     ax_head.set_xlabel(f"{projection[0]} (mm)")
     ax_head.set_ylabel(f"{projection[1]} (mm)")
@@ -142,8 +168,13 @@ def plot_cell_in_head(operator, *, projection="xz", zoom=1500.0, figsize=(9, 4.5
     _draw_cell(ax_cell, in_head.cell, projection)
     if radii:
         theta = np.linspace(0, 2 * np.pi, 4000)
-        ax_cell.plot(radii[0] * np.cos(theta), radii[0] * np.sin(theta),
-                     color="0.5", lw=1, label="brain surface")
+        ax_cell.plot(
+            radii[0] * np.cos(theta),
+            radii[0] * np.sin(theta),
+            color="0.5",
+            lw=1,
+            label="brain surface",
+        )
         ax_cell.legend(fontsize=7, loc="lower left")
     ax_cell.set_xlim(soma[i] - zoom, soma[i] + zoom)
     ax_cell.set_ylim(soma[j] - zoom, soma[j] + zoom)
@@ -177,16 +208,18 @@ def _heatmap(data, operator, dt, t0, unit_label, title, figsize):
     pos, pos_label = _depths(operator, n_contacts)
     order = np.argsort(pos)
     pos, data = pos[order], data[order]
-    edges_pos = np.r_[pos[0] - (pos[1] - pos[0]) / 2 if n_contacts > 1 else pos[0] - .5,
-                      (pos[1:] + pos[:-1]) / 2,
-                      pos[-1] + (pos[-1] - pos[-2]) / 2 if n_contacts > 1
-                      else pos[0] + .5]
+    edges_pos = np.r_[
+        pos[0] - (pos[1] - pos[0]) / 2 if n_contacts > 1 else pos[0] - 0.5,
+        (pos[1:] + pos[:-1]) / 2,
+        pos[-1] + (pos[-1] - pos[-2]) / 2 if n_contacts > 1 else pos[0] + 0.5,
+    ]
     edges_t = t0 + dt * np.arange(n_times + 1)
     vmax = float(np.max(np.abs(data))) or 1.0
     fig = _figure(figsize)
     ax = fig.subplots()
-    mesh = ax.pcolormesh(edges_t, edges_pos, data, cmap="RdBu_r", vmin=-vmax,
-                         vmax=vmax, shading="flat")
+    mesh = ax.pcolormesh(
+        edges_t, edges_pos, data, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="flat"
+    )
     fig.colorbar(mesh, ax=ax, label=unit_label)
     ax.set_xlabel("t (ms)")
     ax.set_ylabel(pos_label)
@@ -194,8 +227,7 @@ def _heatmap(data, operator, dt, t0, unit_label, title, figsize):
     return fig
 
 
-def plot_lfp(lfp, operator=None, *, dt: float = 1.0, t0: float = 0.0,
-             figsize=(6, 4)):
+def plot_lfp(lfp, operator=None, *, dt: float = 1.0, t0: float = 0.0, figsize=(6, 4)):
     """Heat map of the LFP across contacts and time.
 
     Parameters
@@ -218,8 +250,7 @@ def plot_lfp(lfp, operator=None, *, dt: float = 1.0, t0: float = 0.0,
     return _heatmap(lfp, operator, dt, t0, "LFP (mV)", title, figsize)
 
 
-def plot_csd(csd, operator=None, *, dt: float = 1.0, t0: float = 0.0,
-             figsize=(6, 4)):
+def plot_csd(csd, operator=None, *, dt: float = 1.0, t0: float = 0.0, figsize=(6, 4)):
     """Heat map of the CSD along a laminar probe.
 
     Parameters

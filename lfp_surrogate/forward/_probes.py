@@ -142,8 +142,11 @@ def load_probe(probe, *, verbose=None) -> Probe:
         import MEAutility as mu
 
         if isinstance(probe, mu.core.MEA):
-            return _from_mea(probe, name=probe.info.get("electrode_name", "custom"),
-                             source="MEA object")
+            return _from_mea(
+                probe,
+                name=probe.info.get("electrode_name", "custom"),
+                source="MEA object",
+            )
         check_type(probe, (str, os.PathLike), "probe", "a probe name or YAML path")
         text = os.fspath(probe)
         path = Path(text).expanduser()
@@ -229,7 +232,9 @@ def _from_mea(mea, *, name: str, source: str) -> Probe:
 
 
 def _fail(source: str, name: str, need: str, value) -> None:
-    raise ValueError(f"probe file {source}: field {name!r} must be {need}, got {value!r}")
+    raise ValueError(
+        f"probe file {source}: field {name!r} must be {need}, got {value!r}"
+    )
 
 
 def _is_pos_number(value) -> bool:
@@ -298,8 +303,12 @@ def validate_probe_info(info, *, source: str = "<dict>") -> dict:
             arr is not None
             and arr.size > 0
             and np.all(np.isfinite(arr))
-            and (arr.ndim == 1 and arr.size in (2, 3) or arr.ndim == 2
-                 and arr.shape[1] in (2, 3))
+            and (
+                arr.ndim == 1
+                and arr.size in (2, 3)
+                or arr.ndim == 2
+                and arr.shape[1] in (2, 3)
+            )
         )
         if not ok:
             _fail(source, "pos", "a list of 2-D or 3-D points (µm)", pos)
@@ -319,8 +328,12 @@ def validate_probe_info(info, *, source: str = "<dict>") -> dict:
             if len(pitches) not in (1, 2) or not all(
                 _is_pos_number(p) for p in pitches
             ):
-                _fail(source, "pitch", "a positive number or 2 positive numbers (µm)",
-                      pitch)
+                _fail(
+                    source,
+                    "pitch",
+                    "a positive number or 2 positive numbers (µm)",
+                    pitch,
+                )
         stagger = info.get("stagger")
         if stagger is not None:
             staggers = stagger if isinstance(stagger, list) else [stagger]
@@ -332,8 +345,11 @@ def validate_probe_info(info, *, source: str = "<dict>") -> dict:
     if "size" in info:
         size = info["size"]
         if shape == "rect":
-            if not (isinstance(size, list) and len(size) == 2
-                    and all(_is_pos_number(s) for s in size)):
+            if not (
+                isinstance(size, list)
+                and len(size) == 2
+                and all(_is_pos_number(s) for s in size)
+            ):
                 _fail(source, "size", "2 positive numbers for shape 'rect' (µm)", size)
         elif not _is_pos_number(size):
             _fail(source, "size", "a positive number (µm)", size)
@@ -350,8 +366,10 @@ def validate_probe_info(info, *, source: str = "<dict>") -> dict:
     sortlist = info.get("sortlist")
     if sortlist is not None and not (
         isinstance(sortlist, list)
-        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                for s in sortlist)
+        and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool)
+            for s in sortlist
+        )
     ):
         _fail(source, "sortlist", "null or a list of channel indices", sortlist)
     if "description" in info and not isinstance(info["description"], str):
@@ -362,5 +380,9 @@ def validate_probe_info(info, *, source: str = "<dict>") -> dict:
 def _check_sortlist(info: dict, n_contacts: int, source: str) -> None:
     sortlist = info.get("sortlist")
     if sortlist is not None and sorted(sortlist) != list(range(n_contacts)):
-        _fail(source, "sortlist", f"null or a permutation of 0..{n_contacts - 1}",
-              sortlist)
+        _fail(
+            source,
+            "sortlist",
+            f"null or a permutation of 0..{n_contacts - 1}",
+            sortlist,
+        )

@@ -7,8 +7,9 @@ import numpy as np
 from ..cells._geometry import REGIONS, CellGeometry
 
 
-def synthetic_geometry(n_seg: int = 913, seed: int = 0, *,
-                       name: str = "synthetic_pyramidal") -> CellGeometry:
+def synthetic_geometry(
+    n_seg: int = 913, seed: int = 0, *, name: str = "synthetic_pyramidal"
+) -> CellGeometry:
     """A random, roughly L5-pyramidal tree of straight segments.
 
     Soma (one 20-µm cylinder along y, centred at the origin), an axon down
@@ -42,26 +43,71 @@ def synthetic_geometry(n_seg: int = 913, seed: int = 0, *,
 
     trunk_top = np.array([0.0, 700.0, 0.0])
     sections = []  # (name, region, start, direction, length, diameter, weight)
-    sections.append(("axon", "axon", np.array([0.0, -10.0, 0.0]),
-                     unit([0.05, -1.0, 0.0]), 400.0, 1.0, 2.0))
+    sections.append(
+        (
+            "axon",
+            "axon",
+            np.array([0.0, -10.0, 0.0]),
+            unit([0.05, -1.0, 0.0]),
+            400.0,
+            1.0,
+            2.0,
+        )
+    )
     for k in range(8):
         phi = 2 * np.pi * k / 8 + rng.uniform(-0.3, 0.3)
         direction = unit([np.cos(phi), rng.uniform(-0.9, -0.1), np.sin(phi)])
-        sections.append((f"dend[{k}]", "basal", 10.0 * direction * np.r_[1, 0, 1],
-                         direction, rng.uniform(150, 250), 1.0, 3.0))
-    sections.append(("apic[0]", "apical_trunk", np.array([0.0, 10.0, 0.0]),
-                     unit(trunk_top - [0.0, 10.0, 0.0]), 690.0, 3.0, 6.0))
+        sections.append(
+            (
+                f"dend[{k}]",
+                "basal",
+                10.0 * direction * np.r_[1, 0, 1],
+                direction,
+                rng.uniform(150, 250),
+                1.0,
+                3.0,
+            )
+        )
+    sections.append(
+        (
+            "apic[0]",
+            "apical_trunk",
+            np.array([0.0, 10.0, 0.0]),
+            unit(trunk_top - [0.0, 10.0, 0.0]),
+            690.0,
+            3.0,
+            6.0,
+        )
+    )
     for k in range(8):
         y0 = rng.uniform(100, 550)
         phi = rng.uniform(0, 2 * np.pi)
         direction = unit([np.cos(phi), rng.uniform(0.2, 0.6), np.sin(phi)])
-        sections.append((f"apic[{k + 1}]", "oblique", np.array([0.0, y0, 0.0]),
-                         direction, rng.uniform(120, 220), 0.8, 2.5))
+        sections.append(
+            (
+                f"apic[{k + 1}]",
+                "oblique",
+                np.array([0.0, y0, 0.0]),
+                direction,
+                rng.uniform(120, 220),
+                0.8,
+                2.5,
+            )
+        )
     for k in range(6):
         phi = 2 * np.pi * k / 6 + rng.uniform(-0.3, 0.3)
         direction = unit([0.5 * np.cos(phi), 1.0, 0.5 * np.sin(phi)])
-        sections.append((f"apic[{k + 9}]", "tuft", trunk_top, direction,
-                         rng.uniform(280, 330), 1.0, 4.0))
+        sections.append(
+            (
+                f"apic[{k + 9}]",
+                "tuft",
+                trunk_top,
+                direction,
+                rng.uniform(280, 330),
+                1.0,
+                4.0,
+            )
+        )
 
     # share the segments (one for the soma) by weight
     weights = np.array([s[-1] for s in sections])
