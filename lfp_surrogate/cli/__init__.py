@@ -15,6 +15,7 @@ _COMMANDS = {
     "probes": "_probes",
     "forward": "_forward",
     "figures": "_figures",
+    "train": "_train",
     "info": "_info",
 }
 

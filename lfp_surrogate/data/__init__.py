@@ -13,11 +13,13 @@ from ._shards import (
     write_cell,
 )
 from ._signals import compute_signals, signal_specs
+from ._windows import WindowDataset, soma_spike_bins, vmem_normalisation
 
 __all__ = [
     "CONFIG_NAME",
     "SHARD_KIND",
     "Dataset",
+    "WindowDataset",
     "DatasetConfig",
     "SIGNALS_KIND",
     "compute_signals",
@@ -31,5 +33,7 @@ __all__ = [
     "remove_dataset",
     "shard_path",
     "signal_specs",
+    "soma_spike_bins",
+    "vmem_normalisation",
     "write_cell",
 ]

@@ -1,0 +1,41 @@
+"""Surrogate networks: a causal temporal convolutional backbone and multitask heads.
+
+The input is the synaptic spike count of every segment per time bin, shape
+(n_batch, 2, n_seg, n_times) (excitatory, inhibitory); the output is the
+membrane potential of every segment (mV) and the logit of a somatic spike in
+every bin. Output bin k depends on input bins <= k only. Heads are built by
+name from a registry: ``"mh"`` (hard parameter sharing), ``"mmoe"`` (Ma et al.
+2018) and ``"mmoeex"`` (Aoki et al. 2021).
+"""
+
+from ._backbone import TCNBackbone
+from ._config import ModelConfig
+from ._heads import MH, HeadOutput, MMoE, MMoEEx, MultitaskHead
+from ._layers import CausalConv1d, ChannelNorm, InputProjection, TemporalBlock
+from ._registry import list_models, register_model
+from ._sparse import sparse_counts
+from ._streaming import StreamingState, iter_stream, predict_stream
+from ._surrogate import Surrogate, SurrogateOutput, build_model
+
+__all__ = [
+    "MH",
+    "CausalConv1d",
+    "ChannelNorm",
+    "HeadOutput",
+    "InputProjection",
+    "MMoE",
+    "MMoEEx",
+    "ModelConfig",
+    "MultitaskHead",
+    "StreamingState",
+    "Surrogate",
+    "SurrogateOutput",
+    "TCNBackbone",
+    "TemporalBlock",
+    "build_model",
+    "iter_stream",
+    "list_models",
+    "predict_stream",
+    "register_model",
+    "sparse_counts",
+]

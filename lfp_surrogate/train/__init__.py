@@ -1,0 +1,14 @@
+"""Training of surrogates, and finished models on disk (safetensors + JSON)."""
+
+from ._config import TrainConfig
+from ._fit import train
+from ._saved import MODEL_KIND, SavedModel, load_model, save_model
+
+__all__ = [
+    "MODEL_KIND",
+    "SavedModel",
+    "TrainConfig",
+    "load_model",
+    "save_model",
+    "train",
+]
