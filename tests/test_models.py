@@ -13,6 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from lfp_surrogate.inputs import SpikeTrains
 from lfp_surrogate.models import (
     MH,
+    InputProjection,
     MMoEEx,
     ModelConfig,
     StreamingState,
@@ -142,7 +143,9 @@ def test_causal_in_eval_mode(arch, device, seed):
     k = int(np.random.default_rng(seed).integers(1, counts.shape[-1] - 1))
     changed = counts.clone()
     changed[..., k] += 3.0
-    for layout in ("dense", "sparse"):
+    # input paths: GEMM, dense converted to sparse (CPU), sparse COO
+    for layout, sparse_below in (("dense", 0.0), ("converted", 1.0), ("sparse", 0)):
+        model.backbone.input.sparse_below = sparse_below
         a, b = counts.to(device), changed.to(device)
         if layout == "sparse":
             a, b = a.to_sparse(), b.to_sparse()
@@ -348,6 +351,22 @@ def test_streaming_sparse_and_constant_memory(arch):
         next(iter_stream(model, [counts]))
 
 
+def test_layer_norm_variant_is_causal_and_streams():
+    model = make_model("mmoe", 0, norm="layer").eval()
+    counts = random_counts(0, n_times=60)
+    changed = counts.clone()
+    changed[..., 30] += 3.0
+    with torch.no_grad():
+        full, other = model(counts), model(changed)
+    assert_array_equal(
+        np_(full.vmem[..., :30]), np_(other.vmem[..., :30]), err_msg="causality"
+    )
+    streamed = predict_stream(model, counts, 11)
+    assert_allclose(
+        np_(streamed.vmem), np_(full.vmem), rtol=0, atol=ATOL32, err_msg="streamed"
+    )
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_batch_equals_single_inputs(arch):
     model = make_model(arch, 0).eval()
@@ -394,6 +413,27 @@ def test_sparse_counts_match_binned():
     assert_allclose(
         np_(a.vmem), np_(b.vmem), rtol=0, atol=ATOL32, err_msg="sparse vs dense"
     )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_input_projection_paths_agree(seed):
+    counts = random_counts(seed, n_times=400, rate=0.005)  # dense, ~0.5 % spikes
+    results = {}
+    for name, sparse_below in (("gemm", 0.0), ("auto", 0.02), ("coo", 0.0)):
+        torch.manual_seed(seed)
+        proj = InputProjection(N_SEG, 8, sparse_below=sparse_below)
+        h = proj(counts.to_sparse() if name == "coo" else counts)
+        h.square().sum().backward()
+        results[name] = (np_(h), np_(proj.weight.grad))
+    for name in ("auto", "coo"):
+        for i, what in enumerate(("features", "weight gradient")):
+            assert_allclose(
+                results[name][i],
+                results["gemm"][i],
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{what}: {name} path vs GEMM",
+            )
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ class _TaskTowers(nn.Module):
 
     Task k < n_tasks outputs the segments with ``task_of_seg == k``; task
     ``n_tasks`` outputs the spike logit. Tasks with the same number of outputs
-    share one batched ``einsum``, so there is no padding and one call per
+    share one batched ``matmul``, so there is no padding and one call per
     distinct task size (at most about ``sqrt(2 n_seg)`` calls).
 
     Parameters

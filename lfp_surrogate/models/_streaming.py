@@ -94,7 +94,7 @@ def iter_stream(
 
 def predict_stream(
     model: Surrogate,
-    counts,
+    counts: Tensor | np.ndarray,
     chunk: int = 1000,
     *,
     verbose: bool | str | int | None = None,
