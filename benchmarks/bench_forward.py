@@ -1,7 +1,7 @@
 """Time to build and to apply each forward operator (LFP, CSD, dipole, EEG, MEG).
 
-The cell is read from a geometry file (``CellGeometry.save``, ``.npz``);
-without one, a synthetic 913-segment pyramidal-like cell is used. Each
+The cell is ``l5_ttpc1`` (its cached geometry), a geometry file
+(``CellGeometry.save``, ``.npz``) or ``synthetic`` (913 segments). Each
 operator is built once (timed), then applied to 1 s of 1-ms bins
 (``n_seg x 1000``) with numpy (float64) and torch (float32, batch 1 and
 ``--batch``; CPU, and CUDA when available). Writes JSON.
@@ -40,14 +40,17 @@ def timed(fn):
 
 
 def load_geometry(path):
-    from lfp_surrogate.cells._geometry import CellGeometry
-    from lfp_surrogate.forward._synthetic import synthetic_geometry
+    from lfp_surrogate.cells import CellGeometry, cell_geometry
 
+    if path == "synthetic":
+        from lfp_surrogate.forward._synthetic import synthetic_geometry
+
+        return synthetic_geometry(913, seed=0), "synthetic_geometry(913, seed=0)"
     if path and Path(path).is_file():
         return CellGeometry.load(path), str(path)
     if path:
-        logger.warning("geometry file %s not found: using a synthetic cell", path)
-    return synthetic_geometry(913, seed=0), "synthetic_geometry(913, seed=0)"
+        raise FileNotFoundError(f"--geometry: no such file {path}")
+    return cell_geometry("l5_ttpc1"), "l5_ttpc1 (cached geometry)"
 
 
 def build_operators(geometry, probe: str):
@@ -110,7 +113,7 @@ def main(argv=None):
     parser.add_argument(
         "--geometry",
         default=None,
-        help="CellGeometry .npz file (default: synthetic 913 seg)",
+        help="CellGeometry .npz file, or 'synthetic' (default: the l5_ttpc1 cell)",
     )
     parser.add_argument(
         "--out", default="benchmarks/results/forward.json", help="JSON file to write"
