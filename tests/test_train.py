@@ -99,6 +99,21 @@ def test_existing_model_is_refused_and_resume_continues(trained, small_data):
     assert card["training"]["epochs"] == 3
 
 
+def test_models_by_name(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from lfp_surrogate.train import resolve_model, shipped_models
+
+    shutil.copytree(trained, tmp_path / "tiny_bas", ignore=lambda d, n: ["logs"])
+    monkeypatch.setenv("LFP_SURROGATE_MODEL_PATH", str(tmp_path))
+    assert shipped_models()["tiny_bas"] == tmp_path / "tiny_bas"
+    assert resolve_model("tiny_bas") == tmp_path / "tiny_bas"
+    saved = load_model("tiny_bas")
+    assert saved.geometry.name == "ball_and_stick"
+    with pytest.raises(FileNotFoundError, match="neither a model folder nor the name"):
+        load_model("no_such_model")
+
+
 def test_load_refuses_foreign_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved surrogate"):
         load_model(tmp_path)

@@ -20,6 +20,8 @@ from .._io import atomic_path
 
 MODEL_KIND = "lfp_surrogate.model"
 FORMAT_VERSION = 1
+#: Environment variable with extra folders of named models (``os.pathsep``).
+MODEL_PATH_ENV = "LFP_SURROGATE_MODEL_PATH"
 _GEOMETRY = ("x", "y", "z", "d", "area", "length", "region", "sec_index", "seg_x")
 
 
@@ -121,13 +123,68 @@ def save_model(
     return folder
 
 
+def _model_dirs() -> list[Path]:
+    """Folders whose sub-folders are models known by name, searched in order."""
+    import importlib.resources
+    import os
+
+    dirs = [Path(p) for p in os.environ.get(MODEL_PATH_ENV, "").split(os.pathsep) if p]
+    dirs.append(
+        Path(str(importlib.resources.files("lfp_surrogate"))) / "_data" / "models"
+    )
+    return [d for d in dirs if d.is_dir()]
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models known by name: the ones shipped in the package, and those in
+    the folders of the environment variable ``LFP_SURROGATE_MODEL_PATH``.
+
+    Returns
+    -------
+    models : dict of str to Path
+        Name -> model folder (earlier folders win when a name appears twice).
+    """
+    found: dict[str, Path] = {}
+    for folder in _model_dirs():
+        for sub in sorted(folder.iterdir()):
+            if (sub / "model.json").is_file() and (sub / "model.safetensors").is_file():
+                found.setdefault(sub.name, sub)
+    return found
+
+
+def resolve_model(name_or_path) -> Path:
+    """The folder of a model given by name (see :func:`shipped_models`) or path.
+
+    Parameters
+    ----------
+    name_or_path : str | path-like
+        A shipped model's name, a model folder or its ``model.json``.
+
+    Returns
+    -------
+    folder : Path
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path.parent if path.suffix == ".json" else path
+    known = shipped_models()
+    if str(name_or_path) in known:
+        return known[str(name_or_path)]
+    raise FileNotFoundError(
+        f"model: {str(name_or_path)!r} is neither a model folder nor the name of a "
+        f"shipped model (known: {sorted(known) or 'none'}); give the folder "
+        f"written by `lfp-surrogate train`"
+    )
+
+
 def load_model(path, *, cell_hash: str | None = None) -> SavedModel:
     """Load a model saved by :func:`save_model` (no unpickling).
 
     Parameters
     ----------
-    path : path-like
-        The model folder (or its ``model.json``).
+    path : str | path-like
+        The name of a shipped model (``"l5_ttpc1"``, see
+        :func:`shipped_models`), a model folder or its ``model.json``.
     cell_hash : str | None
         When given, a model made for another cell is refused.
 
@@ -142,8 +199,7 @@ def load_model(path, *, cell_hash: str | None = None) -> SavedModel:
     from ..currents import ImemOperator
     from ..models import ModelConfig, build_model
 
-    path = Path(path)
-    folder = path.parent if path.suffix == ".json" else path
+    folder = resolve_model(path)
     meta, weights = folder / "model.json", folder / "model.safetensors"
     for p in (meta, weights):
         if not p.exists():
