@@ -351,6 +351,59 @@ def test_streaming_sparse_and_constant_memory(arch):
         next(iter_stream(model, [counts]))
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("local_kernel", [5, 40])
+def test_local_input_path(local_kernel, seed):
+    model = make_model("mh", seed, local_kernel=local_kernel).eval()
+    assert model.receptive_field == max(29, local_kernel)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.local.weight.copy_(torch.randn(N_SEG, 2, local_kernel, generator=gen))
+    counts = random_counts(seed, n_times=100)
+    with torch.no_grad():
+        out = model(counts)
+        local = model.local.weight.clone()
+        model.local.weight.zero_()
+        without = model(counts)
+        model.local.weight.copy_(local)
+    # oracle: each segment's own counts convolved causally with its kernels
+    x, w = np_(counts), np_(local)
+    expected = np.zeros((2, N_SEG, 100))
+    for s in range(N_SEG):
+        for c in range(2):
+            for b in range(2):
+                expected[b, s] += np.convolve(x[b, c, s], w[s, c, ::-1])[:100]
+    scale = np_(model.vmem_scale)[:, None]
+    assert_allclose(
+        np_(out.vmem - without.vmem) / scale,
+        expected,
+        rtol=1e-5,
+        atol=1e-4,
+        err_msg="local path against numpy convolution",
+    )
+    # causal, and streams like one-shot prediction
+    changed = counts.clone()
+    changed[..., 60] += 2.0
+    with torch.no_grad():
+        other = model(changed)
+    assert_array_equal(
+        np_(out.vmem[..., :60]), np_(other.vmem[..., :60]), err_msg="causality"
+    )
+    for chunk in (1, local_kernel - 1, 33):
+        streamed = predict_stream(model, counts, chunk)
+        assert_allclose(
+            np_(streamed.vmem),
+            np_(out.vmem),
+            rtol=0,
+            atol=1e-4,
+            err_msg=f"streamed with the local path, chunk {chunk}",
+        )
+    sparse = predict_stream(model, counts.to_sparse(), 17)
+    assert_allclose(
+        np_(sparse.vmem), np_(out.vmem), rtol=0, atol=1e-4, err_msg="sparse input"
+    )
+
+
 def test_layer_norm_variant_is_causal_and_streams():
     model = make_model("mmoe", 0, norm="layer").eval()
     counts = random_counts(0, n_times=60)

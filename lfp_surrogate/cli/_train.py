@@ -31,6 +31,12 @@ def add_arguments(parser):
         "--width", type=int, default=None, help="channels of the backbone blocks"
     )
     parser.add_argument(
+        "--local-kernel",
+        type=int,
+        default=None,
+        help="taps (ms at 1-ms bins) of each segment's filter of its own input; 0: none",
+    )
+    parser.add_argument(
         "--loss",
         default="full",
         choices=("full", "vmem", "vmem+imem"),
@@ -67,6 +73,8 @@ def run(args) -> int:
         **weights,
     )
     overrides = {} if args.width is None else {"widths": args.width}
+    if args.local_kernel is not None:
+        overrides["local_kernel"] = args.local_kernel
     out = train(
         args.data,
         args.out,

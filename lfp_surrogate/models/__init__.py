@@ -11,7 +11,13 @@ name from a registry: ``"mh"`` (hard parameter sharing), ``"mmoe"`` (Ma et al.
 from ._backbone import TCNBackbone
 from ._config import ModelConfig
 from ._heads import MH, HeadOutput, MMoE, MMoEEx, MultitaskHead
-from ._layers import CausalConv1d, ChannelNorm, InputProjection, TemporalBlock
+from ._layers import (
+    CausalConv1d,
+    ChannelNorm,
+    InputProjection,
+    LocalInputPath,
+    TemporalBlock,
+)
 from ._registry import list_models, register_model
 from ._sparse import sparse_counts
 from ._streaming import StreamingState, iter_stream, predict_stream
@@ -23,6 +29,7 @@ __all__ = [
     "ChannelNorm",
     "HeadOutput",
     "InputProjection",
+    "LocalInputPath",
     "MMoE",
     "MMoEEx",
     "ModelConfig",

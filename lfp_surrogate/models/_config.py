@@ -76,6 +76,9 @@ class ModelConfig:
         doi:10.1109/ICCV.2017.324).
     interval : float
         Bin width of inputs and outputs (ms).
+    local_kernel : int
+        Taps (bins) of each segment's linear filter of its own input
+        (:class:`LocalInputPath`), added to the head's output; 0 for none.
     """
 
     n_seg: int
@@ -96,6 +99,7 @@ class ModelConfig:
     exclusivity_seed: int = 0
     spike_prior: float = 0.01
     interval: float = 1.0
+    local_kernel: int = 0
 
     def __post_init__(self):
         check_positive(self.n_seg, "n_seg", integer=True)
@@ -145,6 +149,7 @@ class ModelConfig:
         if self.spike_prior >= 1:
             raise ValueError(f"spike_prior must be in (0, 1), got {self.spike_prior!r}")
         check_positive(self.interval, "interval")
+        check_positive(self.local_kernel, "local_kernel", integer=True, strict=False)
 
     def _resolve_tasks(self):
         if self.n_tasks is not None:

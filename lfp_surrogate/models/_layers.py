@@ -25,13 +25,32 @@ class CausalConv1d(nn.Module):
         Taps of the kernel (bins).
     dilation : int
         Spacing of the taps (bins).
+    groups : int
+        Channel groups (``nn.Conv1d``'s): output group g reads input group g
+        only; ``groups = in_channels`` filters every channel on its own.
+    bias : bool
+        Whether the convolution adds a learned bias.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dilation: int = 1,
+        *,
+        groups: int = 1,
+        bias: bool = True,
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.conv = nn.Conv1d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
         self.pad = (kernel_size - 1) * dilation
 
     def forward(self, x: Tensor) -> Tensor:
@@ -314,3 +333,96 @@ class TemporalBlock(nn.Module):
     ) -> list[Tensor]:
         """Zero caches of every convolution (the state at time 0)."""
         return [conv.init_cache(n_batch, device, dtype) for conv in self.convs]
+
+
+class LocalInputPath(nn.Module):
+    r"""Each segment's linear response to its own synaptic input.
+
+    .. math:: z_{b,s,t} = \sum_{c \in \{e, i\}} \sum_{k=0}^{K-1}
+              w_{s,c,K-1-k}\, x_{b,c,s,t-k}
+
+    (the last tap of ``weight`` multiplies the current bin, as in
+    :func:`torch.nn.functional.conv1d` with left padding).
+
+    A causal filter of ``K`` taps per segment and input kind, added to the
+    normalised voltage the head predicts. The backbone sees the input
+    through a ``width``-dimensional bottleneck and cannot tell which of the
+    ``n_seg`` segments received a spike; this path gives every segment its
+    own postsynaptic response, which dominates its transmembrane current.
+    The weights start at zero, so the network starts as without it.
+
+    Parameters
+    ----------
+    n_seg : int
+        Number of segments.
+    kernel_size : int
+        Taps ``K`` of each filter (bins).
+
+    Notes
+    -----
+    One grouped convolution (``groups = n_seg``); measured on 2 shared CPU
+    threads, torch 2.13, n_seg = 913, K = 48, 8 x 400 bins: 0.12 s forward,
+    0.12 s backward.
+    """
+
+    def __init__(self, n_seg: int, kernel_size: int) -> None:
+        super().__init__()
+        check_positive(n_seg, "n_seg", integer=True)
+        check_positive(kernel_size, "kernel_size", integer=True)
+        self.n_seg = n_seg
+        self.kernel_size = kernel_size
+        # (n_seg, 2, K): group s reads channels (2 s, 2 s + 1) = (exc, inh) of s
+        self.weight = nn.Parameter(torch.zeros(n_seg, 2, kernel_size))
+
+    @property
+    def pad(self) -> int:
+        """Past bins each output needs (``kernel_size - 1``)."""
+        return self.kernel_size - 1
+
+    def _interleave(self, counts: Tensor) -> Tensor:
+        if counts.layout == torch.sparse_coo:
+            counts = counts.to_dense()
+        n_batch, _, n_seg, n_times = counts.shape
+        x = counts.to(self.weight.dtype).transpose(1, 2)  # (n_batch, n_seg, 2, T)
+        return x.reshape(n_batch, 2 * n_seg, n_times)  # (n_batch, 2 n_seg, T)
+
+    def forward(self, counts: Tensor) -> Tensor:
+        """Filter a whole window (silent input before it).
+
+        Parameters
+        ----------
+        counts : Tensor, shape (n_batch, 2, n_seg, n_times)
+            Spike counts, dense or sparse COO.
+
+        Returns
+        -------
+        z : Tensor, shape (n_batch, n_seg, n_times)
+            Contribution to the normalised voltage (dimensionless).
+        """
+        x = F.pad(self._interleave(counts), (self.pad, 0))
+        return F.conv1d(x, self.weight, groups=self.n_seg)
+
+    def step(self, counts: Tensor, cache: Tensor) -> tuple[Tensor, Tensor]:
+        """Filter the next chunk, continuing from the cached past input.
+
+        Parameters
+        ----------
+        counts : Tensor, shape (n_batch, 2, n_seg, n_times)
+        cache : Tensor, shape (n_batch, 2 * n_seg, kernel_size - 1)
+
+        Returns
+        -------
+        z : Tensor, shape (n_batch, n_seg, n_times)
+        cache : Tensor, shape (n_batch, 2 * n_seg, kernel_size - 1)
+        """
+        full = torch.cat([cache, self._interleave(counts)], dim=-1)
+        z = F.conv1d(full, self.weight, groups=self.n_seg)
+        return z, full[..., full.shape[-1] - self.pad :]
+
+    def init_cache(
+        self, n_batch: int, device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
+        """Zeros of shape (n_batch, 2 * n_seg, kernel_size - 1)."""
+        return torch.zeros(
+            n_batch, 2 * self.n_seg, self.pad, device=device, dtype=dtype
+        )

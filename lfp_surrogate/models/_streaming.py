@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 class StreamingState:
     """Context carried between chunks of a streamed prediction.
 
-    Holds, for every causal convolution of the backbone, its last
+    Holds, for every causal convolution of the backbone (and last, for the
+    local input path when the model has one), its last
     ``(kernel_size - 1) * dilation`` input bins, so a chunk is computed from
     its own bins plus this cache; the size is fixed, whatever the duration.
 

@@ -14,6 +14,7 @@ from .._validation import check_type
 from ._backbone import TCNBackbone
 from ._checks import check_counts, check_segment_vector
 from ._config import ModelConfig
+from ._layers import LocalInputPath
 from ._registry import get_head
 from ._streaming import StreamingState
 
@@ -44,7 +45,9 @@ class Surrogate(nn.Module):
     """Causal network predicting every segment's voltage from synaptic input.
 
     A :class:`TCNBackbone` followed by the multitask head registered under
-    ``config.arch``. Output bin k depends on input bins ``k -
+    ``config.arch`` (a head may name its own backbone in a ``backbone_class``
+    attribute, as the linear baseline's readout does, see
+    :class:`LinearBaseline`). Output bin k depends on input bins ``k -
     receptive_field + 1 .. k`` only. The voltage is de-normalised per segment,
     ``vmem = z * vmem_scale + vmem_mean`` with ``z`` the head output.
 
@@ -63,8 +66,8 @@ class Surrogate(nn.Module):
 
     Attributes
     ----------
-    backbone : TCNBackbone
-    head : MultitaskHead
+    backbone : TCNBackbone | CausalLinearFilter
+    head : MultitaskHead | LinearReadout
     vmem_mean, vmem_scale : Tensor, shape (n_seg,)
         Buffers (mV), saved with the weights.
     """
@@ -79,9 +82,13 @@ class Surrogate(nn.Module):
         super().__init__()
         check_type(config, ModelConfig, "config")
         self.config = config
-        self.backbone = TCNBackbone.from_config(config)
-        self.head = get_head(config.arch).from_config(
-            config, self.backbone.out_width, generator
+        head = get_head(config.arch)
+        self.backbone = getattr(head, "backbone_class", TCNBackbone).from_config(config)
+        self.head = head.from_config(config, self.backbone.out_width, generator)
+        self.local = (
+            LocalInputPath(config.n_seg, config.local_kernel)
+            if config.local_kernel > 0
+            else None
         )
         self.register_buffer("vmem_mean", torch.zeros(config.n_seg))
         self.register_buffer("vmem_scale", torch.ones(config.n_seg))
@@ -102,12 +109,13 @@ class Surrogate(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Receptive field (bins): output bin k sees input bins > k - this."""
-        return self.backbone.receptive_field
+        local = 0 if self.local is None else self.local.kernel_size
+        return max(self.backbone.receptive_field, local)
 
     @property
     def receptive_field_ms(self) -> float:
         """Receptive field (ms)."""
-        return self.backbone.receptive_field_ms
+        return self.receptive_field * self.config.interval
 
     @property
     def n_parameters(self) -> int:
@@ -162,12 +170,11 @@ class Surrogate(nn.Module):
             )
         return counts
 
-    def _output(self, features: Tensor) -> SurrogateOutput:
+    def _output(self, features: Tensor, local: Tensor | None) -> SurrogateOutput:
         head = self.head(features)
+        z = head.vmem if local is None else head.vmem + local
         # vmem = z * scale + mean, per segment
-        vmem = torch.addcmul(
-            self.vmem_mean[:, None], head.vmem, self.vmem_scale[:, None]
-        )
+        vmem = torch.addcmul(self.vmem_mean[:, None], z, self.vmem_scale[:, None])
         return SurrogateOutput(vmem, head.spike_logit, head.aux_losses)
 
     def forward(self, counts: Tensor | np.ndarray) -> SurrogateOutput:
@@ -194,7 +201,8 @@ class Surrogate(nn.Module):
         starts inside a simulation.
         """
         counts = self._prepare(counts)
-        return self._output(self.backbone(counts))
+        local = None if self.local is None else self.local(counts)
+        return self._output(self.backbone(counts), local)
 
     def gate_weights(self, counts: Tensor) -> Tensor | None:
         """Gate weights of a mixture-of-experts head.
@@ -231,7 +239,11 @@ class Surrogate(nn.Module):
         state : StreamingState
         """
         dtype = self.vmem_mean.dtype if dtype is None else dtype
-        caches = self.backbone.init_caches(n_batch, self.vmem_mean.device, dtype)
+        device = self.vmem_mean.device
+        caches = self.backbone.init_caches(n_batch, device, dtype)
+        if self.local is not None:
+            # the local path's cache goes last
+            caches.append(self.local.init_cache(n_batch, device, dtype))
         return StreamingState(caches, n_batch)
 
     def step(
@@ -266,8 +278,13 @@ class Surrogate(nn.Module):
                 f"counts must have the n_batch of the stream ({state.n_batch}), "
                 f"got {counts.shape[0]}; start a new stream with state=None"
             )
-        features, caches = self.backbone.step(counts, state.caches)
-        out = self._output(features)
+        caches, local = list(state.caches), None
+        if self.local is not None:
+            local, local_cache = self.local.step(counts, caches.pop())
+        features, caches = self.backbone.step(counts, caches)
+        if self.local is not None:
+            caches.append(local_cache)
+        out = self._output(features, local)
         new = StreamingState(caches, state.n_batch, state.n_times + counts.shape[-1])
         return SurrogateOutput(out.vmem, out.spike_logit, {}), new
 
@@ -293,14 +310,18 @@ def build_model(
     Returns
     -------
     model : Surrogate
-        On the CPU, in training mode.
+        On the CPU, in training mode; a :class:`LinearBaseline` for
+        ``arch="linear"``.
     """
+    from ._linear import LINEAR_ARCH, LinearBaseline
+
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
     check_type(config, ModelConfig, "config", "a ModelConfig or a dict")
+    network = LinearBaseline if config.arch == LINEAR_ARCH else Surrogate
     with use_log_level(verbose):
         start = time.perf_counter()
-        model = Surrogate(config, generator=generator)
+        model = network(config, generator=generator)
         logger.info(
             "Built %s surrogate: %d segments, %d tasks, %d parameters (%.1f MB "
             "float32), receptive field %d bins (%g ms) in %.2f s",
