@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-HELP = "train a surrogate (mh, mmoe or mmoeex) on a dataset and save it"
+HELP = (
+    "train a surrogate (mh, mmoe or mmoeex) or the linear baseline (linear) on a "
+    "dataset and save it"
+)
 
 
 def add_arguments(parser):
@@ -13,7 +16,10 @@ def add_arguments(parser):
     cfg = TrainConfig()
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument(
-        "--arch", default="mh", choices=("mh", "mmoe", "mmoeex"), help="head"
+        "--arch",
+        default="mh",
+        choices=("mh", "mmoe", "mmoeex", "linear"),
+        help="head, or 'linear': the linear baseline (one causal convolution)",
     )
     parser.add_argument("--out", required=True, help="training folder")
     parser.add_argument("--window", type=int, default=cfg.window, help="bins")
@@ -25,6 +31,12 @@ def add_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=cfg.seed)
     parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=cfg.num_workers,
+        help="data-loader worker processes (0: read in the training process)",
+    )
+    parser.add_argument(
         "--device", default="cpu", choices=("cpu", "cuda", "auto"), help="device"
     )
     parser.add_argument(
@@ -34,7 +46,7 @@ def add_arguments(parser):
         "--local-kernel",
         type=int,
         default=None,
-        help="taps (ms at 1-ms bins) of each segment's filter of its own input; 0: none",
+        help="taps (bins) of each segment's filter of its own input; 0: none",
     )
     parser.add_argument(
         "--loss",
@@ -69,6 +81,7 @@ def run(args) -> int:
         max_epochs=args.max_epochs,
         max_minutes=args.max_minutes,
         seed=args.seed,
+        num_workers=args.num_workers,
         accelerator=args.device,
         **weights,
     )

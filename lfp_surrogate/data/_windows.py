@@ -86,6 +86,7 @@ class WindowDataset:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_files"] = {}  # h5py handles do not cross processes
+        state["_spikes"] = {}  # rebuilt in each worker, not pickled
         return state
 
     def _file(self, s):
@@ -100,7 +101,11 @@ class WindowDataset:
             n_times = f["vmem"].shape[2]
             spikes = read_spikes(f, j)
             soma = soma_spike_bins(read_soma_spikes(f, j), n_times, self.interval)
-            self._spikes[key] = (spikes.binned(self.interval), soma)
+            # counts per 1-ms bin are small integers: a byte each in memory
+            counts = spikes.binned(self.interval, dtype=np.uint16)
+            if counts.max(initial=0) <= np.iinfo(np.uint8).max:
+                counts = counts.astype(np.uint8)
+            self._spikes[key] = (counts, soma)
         return self._spikes[key]
 
     def __getitem__(self, i: int) -> dict:
@@ -108,7 +113,7 @@ class WindowDataset:
         k1 = k0 + self.window
         counts, soma = self._sim(s, j)
         return dict(
-            counts=counts[:, :, k0:k1],
+            counts=counts[:, :, k0:k1].astype(np.float32),
             vmem=self._file(s)["vmem"][j, :, k0:k1],
             spike=soma[k0:k1],
             index=np.int64(i),

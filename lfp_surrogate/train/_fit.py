@@ -291,6 +291,7 @@ def train(
             sampler=sampler,
             collate_fn=_collate,
             num_workers=config.num_workers,
+            persistent_workers=config.num_workers > 0,
         )
         val_loader = DataLoader(
             val_set,
