@@ -547,7 +547,9 @@ def test_config_round_trip(arch):
 
 
 def test_unknown_arch():
-    with pytest.raises(ValueError, match="arch must be one of 'mh', 'mmoe', 'mmoeex'"):
+    with pytest.raises(
+        ValueError, match="arch must be one of 'linear', 'mh', 'mmoe', 'mmoeex'"
+    ):
         ModelConfig(n_seg=N_SEG, arch="transformer")
     with pytest.raises(ValueError, match="arch must be one of"):
         build_model({"n_seg": N_SEG, "arch": "lstm"})

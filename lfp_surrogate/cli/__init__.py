@@ -16,7 +16,9 @@ _COMMANDS = {
     "forward": "_forward",
     "figures": "_figures",
     "train": "_train",
+    "evaluate": "_evaluate",
     "info": "_info",
+    "bench": "_bench",
 }
 
 

@@ -5,7 +5,8 @@ The input is the synaptic spike count of every segment per time bin, shape
 membrane potential of every segment (mV) and the logit of a somatic spike in
 every bin. Output bin k depends on input bins <= k only. Heads are built by
 name from a registry: ``"mh"`` (hard parameter sharing), ``"mmoe"`` (Ma et al.
-2018) and ``"mmoeex"`` (Aoki et al. 2021).
+2018) and ``"mmoeex"`` (Aoki et al. 2021); ``"linear"`` is the linear baseline
+(one causal convolution, :class:`LinearBaseline`).
 """
 
 from ._backbone import TCNBackbone
@@ -18,6 +19,7 @@ from ._layers import (
     LocalInputPath,
     TemporalBlock,
 )
+from ._linear import CausalLinearFilter, LinearBaseline, LinearReadout
 from ._registry import list_models, register_model
 from ._sparse import sparse_counts
 from ._streaming import StreamingState, iter_stream, predict_stream
@@ -26,9 +28,12 @@ from ._surrogate import Surrogate, SurrogateOutput, build_model
 __all__ = [
     "MH",
     "CausalConv1d",
+    "CausalLinearFilter",
     "ChannelNorm",
     "HeadOutput",
     "InputProjection",
+    "LinearBaseline",
+    "LinearReadout",
     "LocalInputPath",
     "MMoE",
     "MMoEEx",
