@@ -7,7 +7,8 @@
 # 2. held-out data: 20 simulations of 5 s, seed 2000 (no input in common);
 # 3. the linear baseline and the surrogate (mh head, local input path of 64
 #    bins, full loss), each for a fixed wall-clock budget on this machine;
-# 4. held-out evaluation against the baseline, written into the model card.
+# 4. held-out evaluation against the baseline, written into the model card;
+# 5. the model copied into the package (lfp_surrogate/_data/models/l5_ttpc1).
 #
 # Every step resumes: an interrupted run continues where it stopped when the
 # script is run again. Budgets and sizes can be changed with the variables
@@ -53,4 +54,5 @@ train "$WORK/models/l5_ttpc1" mh "$MINUTES" --local-kernel "$LOCAL_KERNEL"
 lfp-surrogate evaluate --model "$WORK/models/l5_ttpc1" --data "$WORK/held_out" \
     --baseline "$WORK/models/linear" --out "$WORK/models/l5_ttpc1/held_out.json" \
     --force
-echo "done: $WORK/models/l5_ttpc1 (held-out report: held_out.json)"
+python benchmarks/ship_model.py "$WORK/models/l5_ttpc1" \
+    "$WORK/models/l5_ttpc1/held_out.json" --name l5_ttpc1
