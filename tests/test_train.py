@@ -78,6 +78,37 @@ def test_saved_model_card_and_round_trip(trained, small_data):
     assert saved.geometry.n_seg == 33 and saved.imem_operator.n_seg == 33
 
 
+@pytest.mark.parametrize(
+    ("arch", "overrides"),
+    [
+        ("mh", {}),
+        ("mh", dict(local_kernel=8)),
+        ("mmoe", {}),
+        ("mmoeex", {}),
+        ("linear", dict(local_kernel=8)),
+    ],
+)
+def test_each_head_learns_the_small_cell(arch, overrides, small_data, tmp_path):
+    import csv
+
+    cfg = TrainConfig(
+        window=100, batch_size=4, max_epochs=4, val_fraction=0.25, lr=3e-3, patience=4
+    )
+    train(
+        small_data,
+        tmp_path,
+        arch=arch,
+        model_overrides={**TINY, **overrides},
+        config=cfg,
+    )
+    rows = list(csv.DictReader((tmp_path / "logs/version_0/metrics.csv").open()))
+    val = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
+    assert len(val) == 4 and np.isfinite(val).all()
+    # the validation loss (held-out simulations) falls while training
+    assert min(val[1:]) < val[0], f"{arch}: validation loss did not fall: {val}"
+    assert load_model(tmp_path).model.config.arch == arch
+
+
 def test_wrong_cell_is_refused(trained):
     with pytest.raises(ValueError, match="was trained for cell 'ball_and_stick'"):
         load_model(trained, cell_hash="0123456789abcdef")
