@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from ._io import atomic_path
+from ._io import atomic_path, open_hdf5
 from ._validation import check_positive
 
 __all__ = ["plot_dipole", "save_figures"]
@@ -47,13 +46,16 @@ def save_figures(path, out, *, sim: int = 0, force: bool = False) -> list[Path]:
     Parameters
     ----------
     path : path-like
-        HDF5 file with ``geometry``, a ``forward`` attribute and signals.
+        HDF5 file with ``geometry``, a ``forward`` attribute and signals: a
+        shard simulated with probes, heads or MEG, or a file written by
+        :func:`~lfp_surrogate.data.forward_file`.
     out : path-like
-        Folder for the PNG files.
+        Folder for the PNG files (created if needed).
     sim : int
         Which simulation (first axis) to show.
     force : bool
-        Replace existing figures of the same names.
+        Replace existing figures of the same names; without it, no figure is
+        written when any of them exists.
 
     Returns
     -------
@@ -72,7 +74,12 @@ def save_figures(path, out, *, sim: int = 0, force: bool = False) -> list[Path]:
 
     check_positive(sim, "sim", integer=True, strict=False)
     path, out = Path(path), Path(out)
-    with h5py.File(path, "r") as f:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f"out must be a folder for the PNG files, got the file {out}; give "
+            f"a folder (new or existing)"
+        )
+    with open_hdf5(path, "path", what="a dataset shard or signals file") as f:
         if "forward" not in f.attrs or not json.loads(f.attrs["forward"]):
             raise ValueError(
                 f"{path} holds no extracellular signals (attribute 'forward' is "
@@ -105,12 +112,18 @@ def save_figures(path, out, *, sim: int = 0, force: bool = False) -> list[Path]:
             figs[f"meg_{model}"] = plot_cell_in_head(op)
         if "dipole" in f:
             figs["dipole"] = plot_dipole(f["dipole"][sim], t)
+    targets = {name: out / f"{name}.png" for name in figs}
+    taken = [p.name for p in targets.values() if p.exists()]
+    if taken and not force:
+        # checked for every figure before the first is written
+        raise FileExistsError(
+            f"out ({out}) already holds {', '.join(taken)}; pass --force to "
+            f"replace them or choose another folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in figs.items():
-        target = out / f"{name}.png"
-        if target.exists() and not force:
-            raise FileExistsError(f"{target} exists; pass --force to replace it")
+        target = targets[name]
         with atomic_path(target, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=130, format="png")
         written.append(target)

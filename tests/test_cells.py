@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import numpy as np
@@ -83,6 +84,41 @@ def test_geometry_load_names_missing_field(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"bad.npz is not a cell geometry file.*d"):
         CellGeometry.load(tmp_path / "bad.npz")
+
+
+def test_geometry_load_refuses_other_files(tmp_path):
+    h5 = tmp_path / "x.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ValueError) as info:
+        CellGeometry.load(h5)
+    assert (
+        f"{h5} is not a cell geometry file: expected an .npz archive written by "
+        "CellGeometry.save"
+    ) in str(info.value)
+    assert "pickle" not in str(info.value), "never suggest unsafe loading"
+    pickled = tmp_path / "pickled.npz"
+    fields = {k: np.zeros(2) for k in CellGeometry._ARRAYS}
+    np.savez(pickled, header=np.array([{"name": "x"}], dtype=object), **fields)
+    with pytest.raises(ValueError, match=r"its fields are not plain arrays") as info:
+        CellGeometry.load(pickled)
+    assert "allow_pickle" not in str(info.value)
+    with pytest.raises(ValueError, match=r"expected an \.npz archive .*, got a folder"):
+        CellGeometry.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"fname: no such file: .*none\.npz"):
+        CellGeometry.load(tmp_path / "none.npz")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_usual_mode(umask, tmp_path):
+    from lfp_surrogate.forward._synthetic import synthetic_geometry
+
+    old = os.umask(umask)
+    try:
+        synthetic_geometry(40).save(tmp_path / "g.npz")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "g.npz").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask, f"mode {mode:o} with umask {umask:o}"
 
 
 @requires_neuron

@@ -697,8 +697,38 @@ def test_load_refuses_wrong_hash_and_wrong_files(operator, tmp_path):
 
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3))
-    with pytest.raises(ValueError, match="single array"):
+    with pytest.raises(ValueError, match="expected an .npz archive written by Imem"):
         ImemOperator.load(single)
+
+    for name, content in (("x.h5", b"\x89HDF\r\n\x1a\n" + bytes(50)), ("e", b"")):
+        other = tmp_path / name
+        other.write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            ImemOperator.load(other)
+        assert (
+            f"{other} is not a saved ImemOperator file: expected an .npz archive "
+            "written by ImemOperator.save"
+        ) in str(info.value)
+        assert "pickle" not in str(info.value), "never suggest unsafe loading"
+
+    pickled = tmp_path / "pickled.npz"
+    with np.load(path) as npz:
+        fields = dict(npz)
+    np.savez(pickled, **{**fields, "format": np.array([{}], dtype=object)})
+    with pytest.raises(ValueError, match=r"its fields are not plain arrays"):
+        ImemOperator.load(pickled)
+
+    # a zip whose directory is damaged
+    damaged = tmp_path / "damaged.npz"
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    data[at : at + 4] = b"XXXX"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"\(it is damaged or of another kind\)"):
+        ImemOperator.load(damaged)
+
+    with pytest.raises(ValueError, match=r"is a folder; give the path of a file"):
+        operator.save(tmp_path, overwrite=True)
 
     with np.load(path) as npz:
         fields = dict(npz)

@@ -224,3 +224,70 @@ def test_l5_ttpc1_dataset_identical_with_one_and_two_workers(tmp_path):
         cwd=REPO,
     )
     assert_same_dataset(tmp_path / "two", tmp_path / "one", config)
+
+
+def test_resume_of_a_complete_dataset_has_nothing_to_do(tmp_path, caplog):
+    out = tmp_path / "data"
+    config = _config(n_sims=2, duration=20.0, spp=1)
+    generate_dataset(out, config, n_jobs=1)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5")}
+    with caplog.at_level("INFO", logger="lfp_surrogate"):
+        assert generate_dataset(out, config, n_jobs=2, resume=True) == out
+    assert "All 2 shard(s) of" in caplog.text and "nothing to do" in caplog.text
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5")} == before
+
+
+@pytest.mark.parametrize(
+    ("forward", "error", "match"),
+    [
+        (
+            {"probes": [{"probe": "Laminar-16-10"}]},
+            ValueError,
+            r"probe must be a known probe name .* Known probes: .*Laminar-16-100",
+        ),
+        (
+            {"probes": [{"probe": "missing/probe.yaml"}]},
+            FileNotFoundError,
+            r"no such probe file: missing/probe\.yaml",
+        ),
+        (
+            {"heads": ["nosuch"]},
+            ValueError,
+            r"heads must be a known head-model name or a YAML path, got 'nosuch'",
+        ),
+        ({"meg": ["bogus"]}, ValueError, r"meg must be one of"),
+    ],
+)
+def test_bad_forward_settings_touch_nothing(forward, error, match, tmp_path):
+    out = tmp_path / "data"
+    config = _config(n_sims=1, duration=20.0)
+    generate_dataset(out, config, n_jobs=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = DatasetConfig(config.simulation, n_sims=1, forward=forward)
+    with pytest.raises(error, match=match):
+        generate_dataset(out, bad, n_jobs=1, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fresh = tmp_path / "fresh"
+    with pytest.raises(error, match=match):
+        generate_dataset(fresh, bad, n_jobs=1)
+    assert not fresh.exists()
+
+
+@pytest.mark.parametrize("user_file", [False, True])
+def test_failed_first_run_leaves_no_configuration(user_file, tmp_path, monkeypatch):
+    from lfp_surrogate.data import _generate
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the simulation failed")
+
+    out = tmp_path / "data"
+    if user_file:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(_generate, "_write_shard", fail)
+    with pytest.raises(RuntimeError, match="the simulation failed"):
+        generate_dataset(out, _config(n_sims=1, duration=20.0), n_jobs=1, force=True)
+    if user_file:
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    else:
+        assert not out.exists(), "a folder made by the failed run is removed"

@@ -282,6 +282,29 @@ def test_placement_attrs_roundtrip(tmp_path):
     assert ProbePlacement.from_attrs(mangled) == place
 
 
+@pytest.mark.parametrize("bad", ["Laminar-16-10", "laminar-16-100", "nosuch"])
+def test_placement_refuses_an_unknown_probe_name(bad):
+    with pytest.raises(
+        ValueError,
+        match=rf"probe must be a known probe name or a YAML path, got '{bad}'\. "
+        r"Known probes: .*Laminar-16-100.*Neuropixels-384",
+    ):
+        ProbePlacement(bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "match"),
+    [
+        ("heads", r"heads must be a known head-model name or a YAML path, got"),
+        ("meg_head_model", r"meg_head_model must be a known head-model name"),
+    ],
+)
+def test_config_refuses_an_unknown_head_name(field, match):
+    value = ["nosuch"] if field == "heads" else "nosuch"
+    with pytest.raises(ValueError, match=match + r".*Known head models: .*four_"):
+        ForwardConfig(**{field: value})
+
+
 def test_placement_attrs_errors_and_default_label():
     assert ProbePlacement("Laminar-16-100").label == "Laminar-16-100"
     assert ProbePlacement("/some/where/probe_x.yaml").label == "probe_x"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, open_npz
 
 #: Region names, indexed by the integer codes in :attr:`CellGeometry.region`.
 REGIONS = ("soma", "axon", "basal", "apical_trunk", "oblique", "tuft", "dend")
@@ -106,16 +106,35 @@ class CellGeometry:
 
     @classmethod
     def load(cls, fname) -> CellGeometry:
-        """Read a geometry written by :meth:`save`."""
+        """Read a geometry written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``fname`` does not exist.
+        ValueError
+            If ``fname`` is not a geometry ``.npz`` written by :meth:`save`
+            (naming the file and the missing or bad field).
+        """
         fname = Path(fname)
-        with np.load(fname, allow_pickle=False) as f:
+        with open_npz(
+            fname, what="a cell geometry", writer="CellGeometry.save", name="fname"
+        ) as f:
             missing = [k for k in (*cls._ARRAYS, "header") if k not in f.files]
             if missing:
                 raise ValueError(
-                    f"{fname} is not a cell geometry file: missing field(s) {missing}"
+                    f"{fname} is not a cell geometry file: missing field(s) "
+                    f"{missing}; write it with CellGeometry.save"
                 )
-            header = json.loads(str(f["header"]))
-            arrays = {k: f[k] for k in cls._ARRAYS}
+            try:
+                header = json.loads(str(f["header"]))
+                arrays = {k: f[k] for k in cls._ARRAYS}
+            except ValueError:
+                # object arrays (pickles) are never loaded
+                raise ValueError(
+                    f"{fname} is not a cell geometry file: its fields are not "
+                    f"plain arrays; write it with CellGeometry.save"
+                ) from None
         return cls(
             name=header["name"],
             cell_hash=header["cell_hash"],

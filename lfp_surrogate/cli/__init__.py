@@ -62,6 +62,9 @@ def main(argv=None) -> int:
     except (RuntimeError, NotADirectoryError, ImportError) as err:
         print(f"lfp-surrogate {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # IsADirectoryError, PermissionError, disk full
+        print(f"lfp-surrogate {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

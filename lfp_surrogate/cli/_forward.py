@@ -26,17 +26,24 @@ def run(args) -> int:
     import argparse
 
     from ..data import forward_file
-    from ._common import apply_config, forward_config_from_args
+    from ._common import (
+        apply_config,
+        flag_names,
+        forward_config_from_args,
+        report,
+        with_flag_names,
+    )
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     apply_config(args, {a.dest: a.default for a in parser._actions})
-    config = forward_config_from_args(args)
-    if not config:
-        raise ValueError(
-            "nothing to compute: give at least one --probe, --head or --meg (or "
-            "--forward-config)"
-        )
-    out = forward_file(args.vmem, args.out, config, force=args.force)
-    print(f"signals written to {out}")
+    with with_flag_names(flag_names(parser)):
+        config = forward_config_from_args(args)
+        if not config:
+            raise ValueError(
+                "nothing to compute: give at least one --probe, --head or --meg "
+                "(or --forward-config)"
+            )
+        out = forward_file(args.vmem, args.out, config, force=args.force)
+    report(f"signals written to {out}")
     return 0

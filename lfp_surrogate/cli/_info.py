@@ -23,6 +23,7 @@ def describe(path) -> str:
     """A human-readable description of ``path``."""
     import h5py
 
+    from .._io import open_hdf5
     from ..data import CONFIG_NAME, DatasetConfig
 
     path = Path(path)
@@ -44,12 +45,18 @@ def describe(path) -> str:
         if shards:
             lines.append(describe(shards[0]).replace("\n", "\n  "))
         return "\n".join(lines)
-    if not h5py.is_hdf5(path):
+    if path.suffix == ".npz":
+        return _describe_npz(path)
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError:
+        is_hdf5 = False
+    if not is_hdf5:
         raise ValueError(
             f"{path} is not an HDF5 file or dataset folder written by lfp_surrogate"
         )
     lines = []
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path, "path", what="an HDF5 file written by lfp_surrogate") as f:
         kind = f.attrs.get("kind", "unknown (not written by lfp_surrogate)")
         lines.append(f"{path}: {kind}")
         for key in ("cell", "cell_hash", "dt", "interval", "duration", "reduce"):
@@ -70,3 +77,29 @@ def describe(path) -> str:
                 text = ", ".join(f"{k}={v}" for k, v in settings.items())
                 lines.append(f"  {key}: {text}")
     return "\n".join(lines)
+
+
+def _describe_npz(path: Path) -> str:
+    """A saved cell geometry or imem operator (``.npz``)."""
+    from .._io import open_npz
+
+    writers = "CellGeometry.save or ImemOperator.save"
+    with open_npz(path, what="a geometry or operator", writer=writers) as npz:
+        files = set(npz.files)
+    if "header" in files:
+        from ..cells import CellGeometry
+
+        geo = CellGeometry.load(path)
+        return (
+            f"{path}: cell geometry of {geo.name} ({geo.n_seg} segments, hash "
+            f"{geo.cell_hash}), positions in µm"
+        )
+    if "format" in files:
+        from ..currents import ImemOperator
+
+        op = ImemOperator.load(path)
+        return (
+            f"{path}: imem operator ({op.n_seg} segments, cell hash "
+            f"{op.cell_hash}), vmem (mV) -> imem (nA)"
+        )
+    raise ValueError(f"{path} is not a geometry or operator file written by {writers}")

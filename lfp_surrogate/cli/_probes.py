@@ -22,7 +22,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..forward import ProbePlacement, list_probes, plot_probe_morphology
-    from ._common import parse_probe
+    from ._common import parse_probe, report, with_flag_names
 
     if not args.plot:
         rows = list_probes()
@@ -33,16 +33,22 @@ def run(args) -> int:
     if not args.out:
         raise ValueError("--out FIG.png is needed with --plot")
     out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(
+            f"--out must be a figure file, got the folder {out}; give e.g. "
+            f"{out / 'probe.png'}"
+        )
     if out.exists() and not args.force:
         raise FileExistsError(f"--out {out} exists; pass --force to replace it")
     from ..cells import cell_geometry
 
     geometry = cell_geometry(args.cell)
-    placement = ProbePlacement(**parse_probe(args.plot))
+    with with_flag_names({"probe": "--plot"}):
+        placement = ProbePlacement(**parse_probe(args.plot))
     fig = plot_probe_morphology(geometry, [placement])
     from .._io import atomic_path
 
     with atomic_path(out, suffix=out.suffix) as tmp:
         fig.savefig(tmp, dpi=150, format=out.suffix.lstrip(".") or "png")
-    print(f"figure written to {out}")
+    report(f"figure written to {out}")
     return 0

@@ -51,7 +51,10 @@ def add_arguments(parser):
         help="inhibitory rate per µm of dendrite (Hz/µm)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted dataset"
+        "--resume",
+        action="store_true",
+        help="continue an interrupted dataset (with its stored --probe/--head/"
+        "--meg settings when none are given)",
     )
     parser.add_argument(
         "--force",
@@ -66,36 +69,69 @@ def run(args) -> int:
     """Generate the dataset."""
     import argparse
 
-    from ..cells import get_cell_spec
     from ..data import DatasetConfig, generate_dataset
     from ..inputs import InputStatistics
     from ..simulate import SimulationConfig
-    from ._common import apply_config, forward_config_from_args
+    from ._common import (
+        apply_config,
+        flag_names,
+        forward_config_from_args,
+        report,
+        with_flag_names,
+    )
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     defaults = {a.dest: a.default for a in parser._actions}
     apply_config(args, defaults)
-    sim = SimulationConfig(
-        cell=args.cell,
-        duration=args.duration,
-        dt=args.dt,
-        interval=args.interval,
-        reduce="sample" if args.sample else "mean",
-        record_imem=not args.no_imem,
-    )
-    stats = InputStatistics(exc_rate=args.exc_rate, inh_rate=args.inh_rate)
-    config = DatasetConfig(
-        simulation=sim,
-        inputs=stats,
-        n_sims=args.n_sims,
-        seed=args.seed,
-        sims_per_shard=args.sims_per_shard,
-        forward=forward_config_from_args(args),
-    )
-    get_cell_spec(args.cell)  # unknown names fail before any work
-    generate_dataset(
-        args.out, config, n_jobs=args.n_jobs, resume=args.resume, force=args.force
-    )
-    print(f"dataset written to {args.out}")
+    # the settings are checked (and named by their flags) before --out is touched
+    with with_flag_names(flag_names(parser)):
+        sim = SimulationConfig(
+            cell=args.cell,
+            duration=args.duration,
+            dt=args.dt,
+            interval=args.interval,
+            reduce="sample" if args.sample else "mean",
+            record_imem=not args.no_imem,
+        )
+        stats = InputStatistics(exc_rate=args.exc_rate, inh_rate=args.inh_rate)
+        forward = forward_config_from_args(args)
+        if not forward and args.resume:
+            forward = _stored_forward(args.out)
+        config = DatasetConfig(
+            simulation=sim,
+            inputs=stats,
+            n_sims=args.n_sims,
+            seed=args.seed,
+            sims_per_shard=args.sims_per_shard,
+            forward=forward,
+        )
+        generate_dataset(
+            args.out, config, n_jobs=args.n_jobs, resume=args.resume, force=args.force
+        )
+    report(f"dataset written to {args.out}")
     return 0
+
+
+def _stored_forward(out) -> dict:
+    """The forward settings of the dataset in ``out``, for a bare ``--resume``.
+
+    Resuming without --probe/--head/--meg/--forward-config continues with
+    what the dataset was made with, and says so.
+    """
+    from pathlib import Path
+
+    from .._logging import logger
+    from ..data import CONFIG_NAME, DatasetConfig
+    from ..data._generate import describe_forward
+
+    if not (Path(out) / CONFIG_NAME).is_file():
+        return {}
+    stored = DatasetConfig.load(out).forward
+    if stored:
+        logger.info(
+            "Resuming with the forward settings stored in %s (%s)",
+            Path(out) / CONFIG_NAME,
+            describe_forward(stored),
+        )
+    return dict(stored)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numbers
 import os
 import sys
-import zipfile
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._io import atomic_path
+from .._io import atomic_path, open_npz
 from .._logging import logger
 from .._validation import check_path, check_type
 from ._build import build_imem_operator
@@ -390,17 +389,7 @@ class ImemOperator:
         path = check_path(path, "path")
         if cell_hash is not None:
             check_type(cell_hash, str, "cell_hash")
-        try:
-            npz = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
-            raise ValueError(
-                f"{path} is not a saved ImemOperator (.npz file): {err}"
-            ) from err
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError(
-                f"{path} is not a saved ImemOperator: it holds a single array, "
-                "not an .npz archive; write it with ImemOperator.save"
-            )
+        npz = open_npz(path, what="a saved ImemOperator", writer="ImemOperator.save")
         with npz:
             missing = [field for field in _FIELDS if field not in npz.files]
             if missing:
@@ -409,7 +398,14 @@ class ImemOperator:
                     f"{', '.join(missing)} missing; write it with "
                     "ImemOperator.save"
                 )
-            fields = {field: npz[field] for field in _FIELDS}
+            try:
+                fields = {field: npz[field] for field in _FIELDS}
+            except ValueError:
+                # object arrays (pickles) are never loaded
+                raise ValueError(
+                    f"{path} is not a saved ImemOperator: its fields are not "
+                    "plain arrays; write it with ImemOperator.save"
+                ) from None
 
         if str(fields["format"]) != _FORMAT:
             raise ValueError(

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, open_hdf5
 from .._logging import logger, progress, use_log_level
 from ._shards import read_cell, write_cell
 from ._signals import compute_signals, signal_specs
@@ -60,16 +60,18 @@ def forward_file(
         vmem_path, out = Path(vmem_path), Path(out)
         if not vmem_path.exists():
             raise FileNotFoundError(f"--vmem: no such file: {vmem_path}")
+        if out.is_dir():
+            raise ValueError(
+                f"out must be the path of an HDF5 file, got the folder {out}; "
+                f"give e.g. {out / 'signals.h5'} (--force never replaces a folder)"
+            )
         if out.exists() and not force:
-            raise FileExistsError(f"out {out} exists; pass --force to replace it")
+            raise FileExistsError(f"out ({out}) exists; pass --force to replace it")
         if out.resolve() == vmem_path.resolve():
             raise ValueError("out must differ from the input file")
-        try:
-            src = h5py.File(vmem_path, "r")
-        except OSError as err:
-            raise ValueError(
-                f"{vmem_path} is not a readable HDF5 file: {err}"
-            ) from None
+        src = open_hdf5(
+            vmem_path, "--vmem", what="a dataset shard or file with a vmem dataset"
+        )
         with src:
             if "vmem" not in src or src["vmem"].ndim != 3:
                 raise ValueError(

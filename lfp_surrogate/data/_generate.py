@@ -70,25 +70,50 @@ def generate_dataset(
     folder : Path
         The dataset folder.
 
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        For an unknown cell or an unusable probe, head or MEG setting (every
+        forward model is built once before any work), or a folder made with
+        other settings (``resume``).
+    FileExistsError
+        For a non-empty folder without ``resume`` or ``force``.
+
     Notes
     -----
-    Each shard is written under a temporary name and renamed when complete,
-    so a killed run loses at most the shards in progress. The data are
-    bit-identical for the same configuration whatever ``n_jobs`` and however
-    often the run was resumed: each simulation's input comes from its own
-    child of ``SeedSequence(seed)`` and NEURON's fixed-step integration is
-    deterministic.
+    Every setting is checked before ``out`` is created or touched, so a bad
+    one never costs existing shards, even with ``force``. A first run that
+    fails before its first shard is complete removes the configuration it
+    wrote (and the folder, if it made it and it is empty). Resuming a
+    complete dataset does nothing. Each shard is written under a temporary
+    name and renamed when complete, so a killed run loses at most the shards
+    in progress. The data are bit-identical for the same configuration
+    whatever ``n_jobs`` and however often the run was resumed: each
+    simulation's input comes from its own child of ``SeedSequence(seed)`` and
+    NEURON's fixed-step integration is deterministic.
     """
     with use_log_level(verbose):
         out = Path(out)
         n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
         check_positive(n_jobs, "n_jobs", integer=True)
+        # every input is checked before the folder is created or touched
+        _check_inputs(config)
+        had_config = (out / CONFIG_NAME).exists()
         todo = _prepare_folder(out, config, resume=resume, force=force)
         cfg = config.simulation
+        if not todo:
+            _check_consistent(out, config)
+            logger.info(
+                "All %d shard(s) of %s are complete; nothing to do",
+                config.n_shards,
+                out,
+            )
+            return out
+        n_todo = sum(len(config.shard_sims(s)) for s in todo)
         logger.info(
             "Simulating %d of %d simulations of %s (%g ms, %d steps each) into "
             "%s with %d worker(s)",
-            sum(len(config.shard_sims(s)) for s in todo),
+            n_todo,
             config.n_sims,
             cfg.cell,
             cfg.duration,
@@ -97,13 +122,19 @@ def generate_dataset(
             n_jobs,
         )
         t0 = time.perf_counter()
-        total_ms = sum(len(config.shard_sims(s)) for s in todo) * cfg.duration
-        with progress(total=total_ms, unit="ms", desc="simulating") as bar:
-            if n_jobs == 1:
-                for shard in todo:
-                    _write_shard(str(out), config.to_dict(), shard, bar.update)
-            else:
-                _run_pool(out, config, todo, n_jobs, bar)
+        try:
+            with progress(
+                total=n_todo * cfg.duration, unit="ms", desc="simulating"
+            ) as bar:
+                if n_jobs == 1:
+                    for shard in todo:
+                        _write_shard(str(out), config.to_dict(), shard, bar.update)
+                else:
+                    _run_pool(out, config, todo, n_jobs, bar)
+        except BaseException:
+            if not had_config:
+                _discard_unstarted(out)
+            raise
         _check_consistent(out, config)
         logger.info(
             "Wrote %d shard(s) to %s in %.1f s",
@@ -114,24 +145,58 @@ def generate_dataset(
         return out
 
 
+def _check_inputs(config: DatasetConfig) -> None:
+    """Fail on an unknown cell or an unusable forward setting before any work."""
+    from ..cells import get_cell_spec
+
+    get_cell_spec(config.simulation.cell)
+    if not config.forward:
+        return
+    from ..cells import cell_geometry
+    from ..forward import ForwardConfig, ForwardModel
+
+    # build every probe, head and MEG model once here (cheap next to the
+    # simulations), so that a bad name, file or placement fails now
+    geometry = cell_geometry(config.simulation.cell)
+    ForwardModel(geometry, ForwardConfig.from_dict(config.forward), verbose="WARNING")
+
+
+def _discard_unstarted(out: Path) -> None:
+    """After a failed first run: remove our configuration if no shard is done.
+
+    A rerun with corrected settings then finds the folder as it was (or no
+    folder), not a dataset it would refuse.
+    """
+    if not out.is_dir() or any(out.glob("shard-*.h5")):
+        return
+    for path in _own_files(out):
+        path.unlink(missing_ok=True)
+    if not any(out.iterdir()):
+        out.rmdir()
+
+
 def _prepare_folder(out: Path, config: DatasetConfig, *, resume, force) -> list:
-    """Check the folder against the settings; return the shards to simulate."""
+    """Check the folder against the settings; return the shards to simulate.
+
+    Nothing is created or removed until every check has passed.
+    """
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out must be a folder, got the file {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    existing = any(out.iterdir())
+    existing = out.is_dir() and any(out.iterdir())
     has_config = (out / CONFIG_NAME).exists()
     if existing and not (resume or force):
         if has_config:
-            same = DatasetConfig.load(out) == config
-            raise FileExistsError(
-                f"out ({out}) already holds a dataset"
-                + (
-                    " with the same settings; pass --resume to continue it"
-                    if same
-                    else " made with other settings"
+            old = DatasetConfig.load(out)
+            if old == config:
+                raise FileExistsError(
+                    f"out ({out}) already holds a dataset with the same settings; "
+                    f"pass --resume to continue it or --force to replace it"
                 )
-                + " or --force to replace it"
+            diff = _diff(old.to_dict(), config.to_dict())
+            raise FileExistsError(
+                f"out ({out}) already holds a dataset made with other settings "
+                f"(stored vs given: {diff}); continue it with --resume and its "
+                f"own settings, choose a new folder, or pass --force to replace it"
             )
         raise FileExistsError(
             f"out ({out}) is not empty and holds no dataset; choose an empty "
@@ -142,9 +207,11 @@ def _prepare_folder(out: Path, config: DatasetConfig, *, resume, force) -> list:
         if old != config:
             diff = _diff(old.to_dict(), config.to_dict())
             raise ValueError(
-                f"cannot resume {out}: it was made with other settings "
-                f"({diff}); use the same settings, or --force to replace it"
+                f"cannot resume {out}: it was made with other settings (stored "
+                f"vs given: {diff}); use the same settings, choose a new folder, "
+                f"or pass --force to replace it"
             )
+    out.mkdir(parents=True, exist_ok=True)
     if force:
         for path in _own_files(out):
             path.unlink()
@@ -154,17 +221,60 @@ def _prepare_folder(out: Path, config: DatasetConfig, *, resume, force) -> list:
     return [s for s in range(config.n_shards) if not shard_path(out, s).exists()]
 
 
-def _diff(a: dict, b: dict, prefix="") -> str:
+def describe_forward(forward: dict) -> str:
+    """One line naming the probes, heads and MEG models of a forward dict."""
+    if not forward:
+        return "none"
+    parts = []
+    probes = [
+        (p.get("label") or p.get("probe")) if isinstance(p, dict) else str(p)
+        for p in forward.get("probes") or ()
+    ]
+    for name, values in (
+        ("probes", probes),
+        ("heads", list(forward.get("heads") or ())),
+        ("MEG", list(forward.get("meg") or ())),
+    ):
+        if values:
+            parts.append(f"{name} {', '.join(map(str, values))}")
+    return "; ".join(parts) or "no probe, head or MEG"
+
+
+def _short(value, width: int = 32) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _diff(a: dict, b: dict, prefix: str = "", limit: int = 4) -> str:
+    """The settings that differ, briefly: ``"key: old vs new; ..."``."""
+    diffs = _diff_items(a, b, prefix)
+    text = "; ".join(diffs[:limit])
+    if len(diffs) > limit:
+        text += f"; and {len(diffs) - limit} more"
+    return text
+
+
+def _diff_items(a: dict, b: dict, prefix: str = "") -> list:
     diffs = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            sub = _diff(va, vb, f"{prefix}{key}.")
-            if sub:
-                diffs.append(sub)
-        elif va != vb:
-            diffs.append(f"{prefix}{key}: {va!r} vs {vb!r}")
-    return "; ".join(diffs)
+        if key == "forward" and not prefix:
+            va, vb = va or {}, vb or {}
+        if va == vb:
+            continue
+        if key == "forward" and not prefix:
+            # one item for the forward settings, not one per field
+            sa, sb = describe_forward(va), describe_forward(vb)
+            if sa == sb:
+                keys = sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
+                diffs.append(f"forward settings differ in {', '.join(keys)}")
+            else:
+                diffs.append(f"forward: {sa} vs {sb}")
+        elif isinstance(va, dict) and isinstance(vb, dict):
+            diffs += _diff_items(va, vb, f"{prefix}{key}.")
+        else:
+            diffs.append(f"{prefix}{key}: {_short(va)} vs {_short(vb)}")
+    return diffs
 
 
 def _run_pool(out, config, todo, n_jobs, bar):

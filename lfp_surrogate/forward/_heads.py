@@ -130,6 +130,41 @@ def _numbers(value, n: int, source: str, name: str, unit: str) -> tuple:
     return tuple(float(v) for v in value)
 
 
+def _looks_like_path(text: str) -> bool:
+    return Path(text).suffix in (".yaml", ".yml") or os.sep in text
+
+
+def check_head_name(head: str, name: str = "head") -> str:
+    """Check that ``head`` is a known head-model name, or looks like a path.
+
+    Parameters
+    ----------
+    head : str
+        A name from :func:`list_head_models` or a YAML path (ends in
+        ``.yaml``/``.yml`` or holds a path separator; read when loaded).
+    name : str
+        The parameter, for the message.
+
+    Returns
+    -------
+    head : str
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+    """
+    if _looks_like_path(head):
+        return head
+    found = yaml_files(head_model_dirs())
+    if head not in found:
+        raise ValueError(
+            f"{name} must be a known head-model name or a YAML path, got "
+            f"{head!r}. Known head models: {', '.join(sorted(found))}"
+        )
+    return head
+
+
 def load_head_model(head) -> HeadModel:
     """Load a head model by name or from a YAML file.
 
@@ -155,17 +190,11 @@ def load_head_model(head) -> HeadModel:
     check_type(head, (str, os.PathLike), "head", "a head-model name or YAML path")
     text = os.fspath(head)
     path = Path(text).expanduser()
-    if path.suffix in (".yaml", ".yml") or os.sep in text:
+    if _looks_like_path(text):
         if not path.is_file():
             raise FileNotFoundError(f"head: no such head-model file: {path}")
     else:
-        found = yaml_files(head_model_dirs())
-        if text not in found:
-            raise ValueError(
-                f"head must be a known head-model name or a YAML path, got "
-                f"{text!r}. Known head models: {', '.join(sorted(found))}"
-            )
-        path = found[text]
+        path = yaml_files(head_model_dirs()).get(check_head_name(text))
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)

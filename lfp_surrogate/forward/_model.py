@@ -17,7 +17,7 @@ from .._io import atomic_path
 from .._logging import logger, use_log_level
 from .._validation import check_option, check_path, check_positive, check_type
 from ._eeg import NYHEAD_LOCATIONS, EEGElectrodes, EEGOperator
-from ._heads import HeadPlacement, load_head_model
+from ._heads import HeadPlacement, check_head_name, load_head_model
 from ._lfp import CSDOperator, DipoleOperator, LFPOperator, check_method, check_sigma
 from ._meg import MEG_MODELS, MEGOperator, MEGSensors
 from ._placement import INSIDE_POLICIES, ProbePlacement
@@ -72,7 +72,8 @@ class ForwardConfig:
     csd_radius : float
         Radius of the CSD cylinders around laminar probes (µm).
     heads : tuple of str
-        EEG head models by name (``head_models/``) or YAML path.
+        EEG head models by name (``head_models/``; an unknown name is refused
+        at once) or YAML path (read when the forward model is built).
     head_placement : HeadPlacement
         The cell's place in the head, for EEG and MEG.
     eeg_montage : str
@@ -127,6 +128,9 @@ class ForwardConfig:
         check_positive(self.csd_radius, "csd_radius")
         set_(self, "csd_radius", float(self.csd_radius))
         set_(self, "heads", _names(self.heads, "heads"))
+        for head in self.heads:
+            # a name is checked now, a file when it is loaded
+            check_head_name(head, "heads")
         if isinstance(self.head_placement, Mapping):
             set_(
                 self,
@@ -158,6 +162,7 @@ class ForwardConfig:
         check_positive(self.meg_radius, "meg_radius")
         set_(self, "meg_radius", float(self.meg_radius))
         check_type(self.meg_head_model, str, "meg_head_model")
+        check_head_name(self.meg_head_model, "meg_head_model")
 
     # -- YAML --------------------------------------------------------------
 

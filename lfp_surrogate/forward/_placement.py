@@ -64,7 +64,8 @@ class ProbePlacement:
     Parameters
     ----------
     probe : str
-        A probe name from :func:`list_probes` or the path of a probe YAML.
+        A probe name from :func:`list_probes` (an unknown name is refused at
+        once) or the path of a probe YAML (read when the probe is loaded).
     label : str | None
         Name under which this placed probe's results are stored; defaults to
         the probe name (file stem for a path). Two placements of one probe
@@ -106,6 +107,10 @@ class ProbePlacement:
         probe = os.fspath(self.probe)
         if not probe:
             raise ValueError("probe must be a probe name or path, got ''")
+        from ._probes import check_probe_name
+
+        # a path is checked when the probe is loaded; a name is checked now
+        check_probe_name(probe)
         label = _default_label(probe) if self.label is None else self.label
         check_type(label, str, "label")
         if not label or "/" in label:

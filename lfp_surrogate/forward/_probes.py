@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import numbers
 import os
@@ -86,11 +87,48 @@ def probe_dirs() -> list[Path]:
     return data_dirs("probes", PROBE_PATH_ENV)
 
 
-def _meautility_names() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _meautility_names() -> tuple[str, ...]:
+    # MEAutility's catalogue is fixed for an installed version: list it once
     import MEAutility as mu
 
     with contextlib.redirect_stdout(io.StringIO()):
-        return list(mu.return_mea_list())
+        return tuple(mu.return_mea_list())
+
+
+def _looks_like_path(text: str) -> bool:
+    return Path(text).suffix in (".yaml", ".yml") or os.sep in text
+
+
+def check_probe_name(probe: str, name: str = "probe") -> str:
+    """Check that ``probe`` is a known probe name, or looks like a YAML path.
+
+    Parameters
+    ----------
+    probe : str
+        A name from :func:`list_probes` or a path (ends in ``.yaml``/``.yml``
+        or holds a path separator; its existence is checked when loaded).
+    name : str
+        The parameter, for the message.
+
+    Returns
+    -------
+    probe : str
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+    """
+    if _looks_like_path(probe):
+        return probe
+    if probe in yaml_files(probe_dirs()) or probe in _meautility_names():
+        return probe
+    known = [n for n, _ in list_probes()]
+    raise ValueError(
+        f"{name} must be a known probe name or a YAML path, got {probe!r}. "
+        f"Known probes: {', '.join(known)} (`lfp-surrogate probes` lists them)"
+    )
 
 
 def list_probes() -> list[tuple[str, str]]:
@@ -150,27 +188,21 @@ def load_probe(probe, *, verbose=None) -> Probe:
         check_type(probe, (str, os.PathLike), "probe", "a probe name or YAML path")
         text = os.fspath(probe)
         path = Path(text).expanduser()
-        looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in text
-        if looks_like_path:
+        if _looks_like_path(text):
             if not path.is_file():
                 raise FileNotFoundError(
                     f"probe: no such probe file: {path}. Give an existing YAML "
                     f"file or a name from list_probes()"
                 )
             return _load_yaml_probe(path)
+        check_probe_name(text)  # an unknown name fails, listing the known ones
         ours = yaml_files(probe_dirs())
         if text in ours:
             return _load_yaml_probe(ours[text])
-        if text in _meautility_names():
-            with contextlib.redirect_stdout(io.StringIO()):
-                mea = mu.return_mea(text)
-            logger.debug("probe %s from MEAutility", text)
-            return _from_mea(mea, name=text, source=MEAUTILITY)
-        known = [name for name, _ in list_probes()]
-        raise ValueError(
-            f"probe must be a known probe name or a YAML path, got {text!r}. "
-            f"Known probes: {', '.join(known)}"
-        )
+        with contextlib.redirect_stdout(io.StringIO()):
+            mea = mu.return_mea(text)
+        logger.debug("probe %s from MEAutility", text)
+        return _from_mea(mea, name=text, source=MEAUTILITY)
 
 
 def _load_yaml_probe(path: Path) -> Probe:
