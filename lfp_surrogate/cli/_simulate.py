@@ -24,7 +24,20 @@ def add_arguments(parser):
         "--sims-per-shard", type=int, default=1, help="simulations per shard"
     )
     parser.add_argument(
-        "--n-jobs", type=int, default=None, help="worker processes (default: cores)"
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="worker processes (default: cores); with --scheduler local, the "
+        "workers of the local Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS|local",
+        help="run the simulations on a Dask cluster: the scheduler's address "
+        "(tcp://host:8786), or 'local' to start one of --n-jobs worker "
+        "processes here (needs the 'dask' extra; OUT must be on a file system "
+        "every worker sees)",
     )
     parser.add_argument("--dt", type=float, default=sim.dt, help="time step (ms)")
     parser.add_argument(
@@ -107,7 +120,12 @@ def run(args) -> int:
             forward=forward,
         )
         generate_dataset(
-            args.out, config, n_jobs=args.n_jobs, resume=args.resume, force=args.force
+            args.out,
+            config,
+            n_jobs=args.n_jobs,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            force=args.force,
         )
     report(f"dataset written to {args.out}")
     return 0

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .._logging import logger, progress, use_log_level
-from .._validation import check_positive
+from .._validation import check_positive, check_type
 from ._config import CONFIG_NAME, DatasetConfig, package_versions
 from ._shards import ShardWriter, open_shard
 from ._signals import compute_signals, signal_specs
@@ -19,6 +22,10 @@ _SHARD_FMT = "shard-{:05d}.h5"
 
 # the simulator of a worker process, built once
 _WORKER: dict = {}
+# NEURON is not thread-safe: one simulation at a time in a Dask worker process
+_NEURON_LOCK = threading.Lock()
+#: What ``scheduler`` accepts besides an address or a client.
+LOCAL_SCHEDULER = "local"
 
 
 def shard_path(folder, shard: int) -> Path:
@@ -40,6 +47,7 @@ def generate_dataset(
     config: DatasetConfig,
     *,
     n_jobs: int | None = None,
+    scheduler=None,
     resume: bool = False,
     force: bool = False,
     verbose=None,
@@ -56,8 +64,19 @@ def generate_dataset(
     config : DatasetConfig
         What to simulate.
     n_jobs : int | None
-        Worker processes (default: one per core). With 1, the simulations run
-        in this process.
+        Worker processes (default: one per core). With 1 and no
+        ``scheduler``, the simulations run in this process. With
+        ``scheduler="local"``, the number of workers of the local Dask
+        cluster; ignored for another scheduler.
+    scheduler : distributed.Client | str | None
+        Run the simulations on a Dask cluster (needs ``dask[distributed]``,
+        the ``dask`` extra): a connected ``distributed.Client``, the address
+        of a scheduler (``"tcp://host:8786"``), or ``"local"`` to start a
+        ``distributed.LocalCluster`` of ``n_jobs`` worker processes with one
+        thread each for this call. ``None`` (default) uses a local process
+        pool. Every worker must see ``out`` (a shared file system) and have
+        this package installed; it compiles or finds the cell's mechanisms in
+        its own cache.
     resume : bool
         Continue an interrupted generation with the same settings.
     force : bool
@@ -78,6 +97,10 @@ def generate_dataset(
         other settings (``resume``).
     FileExistsError
         For a non-empty folder without ``resume`` or ``force``.
+    ValueError
+        For a ``scheduler`` that cannot be reached.
+    ImportError
+        For a ``scheduler`` without ``dask[distributed]`` installed.
 
     Notes
     -----
@@ -91,6 +114,16 @@ def generate_dataset(
     whatever ``n_jobs`` and however often the run was resumed: each
     simulation's input comes from its own child of ``SeedSequence(seed)`` and
     NEURON's fixed-step integration is deterministic.
+
+    On a Dask cluster each shard is one task that writes its file on the
+    worker, under a temporary name, exactly as in the local pool. A worker
+    that dies costs only the shards it was writing: the scheduler runs them
+    again on another worker (Dask's ``allowed-failures``), and the
+    temporary files it left are removed when the dataset is complete. If
+    the whole run dies (this process, the scheduler), ``resume`` continues
+    it. A Dask worker process runs one simulation at a time whatever its
+    thread count (NEURON is not thread-safe); start workers with one thread
+    each (``--nthreads 1``).
     """
     with use_log_level(verbose):
         out = Path(out)
@@ -98,51 +131,59 @@ def generate_dataset(
         check_positive(n_jobs, "n_jobs", integer=True)
         # every input is checked before the folder is created or touched
         _check_inputs(config)
-        had_config = (out / CONFIG_NAME).exists()
-        todo = _prepare_folder(out, config, resume=resume, force=force)
-        cfg = config.simulation
-        if not todo:
-            _check_consistent(out, config)
-            logger.info(
-                "All %d shard(s) of %s are complete; nothing to do",
-                config.n_shards,
-                out,
-            )
-            return out
-        n_todo = sum(len(config.shard_sims(s)) for s in todo)
-        logger.info(
-            "Simulating %d of %d simulations of %s (%g ms, %d steps each) into "
-            "%s with %d worker(s)",
-            n_todo,
-            config.n_sims,
-            cfg.cell,
-            cfg.duration,
-            int(round(cfg.duration / cfg.dt)),
-            out,
-            n_jobs,
-        )
-        t0 = time.perf_counter()
-        try:
-            with progress(
-                total=n_todo * cfg.duration, unit="ms", desc="simulating"
-            ) as bar:
-                if n_jobs == 1:
-                    for shard in todo:
-                        _write_shard(str(out), config.to_dict(), shard, bar.update)
-                else:
-                    _run_pool(out, config, todo, n_jobs, bar)
-        except BaseException:
-            if not had_config:
-                _discard_unstarted(out)
-            raise
+        with _dask_client(scheduler, n_jobs) as client:
+            return _generate(out, config, n_jobs, client, resume, force)
+
+
+def _generate(out: Path, config, n_jobs, client, resume, force) -> Path:
+    """Body of :func:`generate_dataset` once the inputs and cluster are ready."""
+    had_config = (out / CONFIG_NAME).exists()
+    todo = _prepare_folder(out, config, resume=resume, force=force)
+    cfg = config.simulation
+    if not todo:
         _check_consistent(out, config)
         logger.info(
-            "Wrote %d shard(s) to %s in %.1f s",
-            len(todo),
+            "All %d shard(s) of %s are complete; nothing to do",
+            config.n_shards,
             out,
-            time.perf_counter() - t0,
         )
         return out
+    n_todo = sum(len(config.shard_sims(s)) for s in todo)
+    logger.info(
+        "Simulating %d of %d simulations of %s (%g ms, %d steps each) into %s with %s",
+        n_todo,
+        config.n_sims,
+        cfg.cell,
+        cfg.duration,
+        int(round(cfg.duration / cfg.dt)),
+        out,
+        f"{n_jobs} worker(s)" if client is None else _describe_cluster(client),
+    )
+    t0 = time.perf_counter()
+    try:
+        with progress(total=n_todo * cfg.duration, unit="ms", desc="simulating") as bar:
+            if client is not None:
+                _run_dask(out, config, todo, client, bar)
+            elif n_jobs == 1:
+                for shard in todo:
+                    _write_shard(str(out), config.to_dict(), shard, bar.update)
+            else:
+                _run_pool(out, config, todo, n_jobs, bar)
+    except BaseException:
+        if not had_config:
+            _discard_unstarted(out)
+        raise
+    _check_consistent(out, config)
+    for path in out.glob(".shard-*.tmp"):
+        # left by a worker that died (its shard was written again elsewhere)
+        path.unlink(missing_ok=True)
+    logger.info(
+        "Wrote %d shard(s) to %s in %.1f s",
+        len(todo),
+        out,
+        time.perf_counter() - t0,
+    )
+    return out
 
 
 def _check_inputs(config: DatasetConfig) -> None:
@@ -299,6 +340,107 @@ def _run_pool(out, config, todo, n_jobs, bar):
                 bar.update(queue.get())
     finally:
         manager.shutdown()
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError(
+            "scheduler needs dask.distributed, which is not installed; install "
+            "it with `pip install 'lfp_surrogate[dask]'` (or `pip install "
+            '"dask[distributed]"`), or leave scheduler unset for the local '
+            "process pool"
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler, n_jobs: int):
+    """Yield a ``distributed.Client`` for ``scheduler`` (None: yield None).
+
+    A client we open (from an address, or on a local cluster we start) is
+    closed on exit; a client given by the caller is left open.
+    """
+    if scheduler is None:
+        yield None
+        return
+    distributed = _import_distributed()
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler
+        return
+    check_type(scheduler, str, "scheduler", "a Dask client, an address or 'local'")
+    if scheduler == LOCAL_SCHEDULER:
+        logger.info(
+            "Starting a local Dask cluster of %d worker process(es), one thread each",
+            n_jobs,
+        )
+        with (
+            distributed.LocalCluster(
+                n_workers=n_jobs,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        # timeout: Dask's distributed.comm.timeouts.connect (30 s by default)
+        client = distributed.Client(scheduler)
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(
+            f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({err}); "
+            f"give the address printed by `dask scheduler` (e.g. "
+            f"tcp://host:8786) or 'local' to start a cluster here"
+        ) from None
+    with client:
+        yield client
+
+
+def _describe_cluster(client) -> str:
+    """``"the Dask cluster at ADDR (N workers, T threads)"``."""
+    workers = client.scheduler_info().get("workers", {})
+    threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+    return (
+        f"the Dask cluster at {client.scheduler.address} ({len(workers)} "
+        f"worker(s), {threads} thread(s))"
+    )
+
+
+def _run_dask(out, config, todo, client, bar):
+    """Simulate the shards ``todo`` as Dask tasks, one per shard."""
+    from distributed import as_completed
+
+    config_dict = config.to_dict()
+    # keys unique to this run: a resumed run never waits on a dead run's task
+    token = uuid.uuid4().hex[:8]
+    futures = {
+        client.submit(
+            _dask_shard,
+            str(out),
+            config_dict,
+            shard,
+            key=f"lfp-surrogate-shard-{shard:05d}-{token}",
+        ): shard
+        for shard in todo
+    }
+    try:
+        for future in as_completed(futures):
+            future.result()  # re-raise a worker's error
+            shard = futures[future]
+            logger.debug("shard %d written on the Dask cluster", shard)
+            bar.update(len(config.shard_sims(shard)) * config.simulation.duration)
+    finally:
+        # on an error or an interrupt, stop what has not started
+        client.cancel(list(futures))
+
+
+def _dask_shard(out: str, config_dict: dict, shard: int) -> str:
+    """One Dask task: write one shard, one simulation per process at a time."""
+    with _NEURON_LOCK:
+        return _write_shard(out, config_dict, shard, None)
 
 
 def _simulator(sim_cfg, forward: dict):
