@@ -196,3 +196,82 @@ def test_unreachable_scheduler_touches_nothing(tmp_path):
     ):
         generate_dataset(out, _config(), scheduler="tcp://127.0.0.1:9", verbose=False)
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "data"
+    config = DatasetConfig(
+        SimulationConfig(cell="ball_and_stick", duration=600.0),
+        inputs=STATS,
+        n_sims=4,
+        seed=3,
+    )
+    generate_dataset(out, config, n_jobs=1, verbose=False)
+    return out
+
+
+def test_ddp_training_on_two_cpu_processes(train_data, tmp_path):
+    import json
+
+    import torch
+
+    from lfp_surrogate.models import predict_stream
+    from lfp_surrogate.train import load_model
+
+    out = tmp_path / "model"
+    args = [
+        sys.executable,
+        "-m",
+        "lfp_surrogate.cli",
+        "train",
+        "--data",
+        str(train_data),
+        "--out",
+        str(out),
+        "--arch",
+        "mh",
+        "--width",
+        "16",
+        "--window",
+        "300",
+        "--batch-size",
+        "4",
+        "--max-epochs",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, f"DDP training failed:\n{proc.stdout}\n{proc.stderr}"
+    # both processes trained; only the first saved
+    assert "Training process 1 of 2 done" in proc.stderr, proc.stderr[-2000:]
+    assert proc.stdout.count("model saved to") == 1, proc.stdout
+    card = json.loads((out / "model.json").read_text())
+    train_cfg = card["training"]["train_config"]
+    assert (train_cfg["strategy"], train_cfg["devices"]) == ("ddp", 2)
+    assert card["training"]["epochs"] >= 1
+
+    # the saved model loads and predicts, in one call and streamed
+    saved = load_model(out)
+    rng = np.random.default_rng(0)
+    counts = torch.as_tensor(rng.poisson(0.05, (2, 2, 33, 150)), dtype=torch.float32)
+    with torch.no_grad():
+        full = saved.model(counts)
+    assert full.vmem.shape == (2, 33, 150)
+    assert torch.isfinite(full.vmem).all(), "predicted vmem must be finite"
+    streamed = predict_stream(saved.model, counts, chunk=40, verbose=False)
+    torch.testing.assert_close(
+        streamed.vmem,
+        full.vmem,
+        rtol=1e-4,
+        atol=1e-4,
+        msg="vmem of the DDP-trained model: streamed vs one call",
+    )

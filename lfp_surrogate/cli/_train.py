@@ -37,7 +37,29 @@ def add_arguments(parser):
         help="data-loader worker processes (0: read in the training process)",
     )
     parser.add_argument(
-        "--device", default="cpu", choices=("cpu", "cuda", "auto"), help="device"
+        "--device",
+        "--accelerator",
+        dest="device",
+        default="cpu",
+        choices=("cpu", "cuda", "gpu", "auto"),
+        help="kind of device (Lightning's accelerator)",
+    )
+    parser.add_argument(
+        "--devices",
+        default=str(cfg.devices),
+        help="devices per node: a count, 'auto' or indices '0,1'; on the CPU a "
+        "count above 1 runs that many processes (with --strategy ddp)",
+    )
+    parser.add_argument(
+        "--num-nodes",
+        type=int,
+        default=cfg.num_nodes,
+        help="machines taking part (SLURM or MASTER_ADDR/NODE_RANK describe them)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=cfg.strategy,
+        help="Lightning strategy: auto, ddp (one process per device), ddp_fork",
     )
     parser.add_argument(
         "--width", type=int, default=None, help="channels of the backbone blocks"
@@ -83,6 +105,9 @@ def run(args) -> int:
         seed=args.seed,
         num_workers=args.num_workers,
         accelerator=args.device,
+        devices=_devices(args.devices),
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
         **weights,
     )
     overrides = {} if args.width is None else {"widths": args.width}
@@ -97,5 +122,14 @@ def run(args) -> int:
         resume=args.resume,
         force=args.force,
     )
-    print(f"model saved to {out}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # under DDP, once (the first process saves)
+        print(f"model saved to {out}")
     return 0
+
+
+def _devices(text):
+    """``--devices``: a count as an int, anything else as Lightning reads it."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() else text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._validation import check_option, check_positive
+from .._validation import check_option, check_positive, check_type
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,20 @@ class TrainConfig:
     seed : int
         Seed of weights, sampling and dropout.
     accelerator : str
-        ``"cpu"``, ``"gpu"`` or ``"auto"``.
+        ``"cpu"``, ``"gpu"`` (``"cuda"``) or ``"auto"``.
     devices : int | str
-        Devices for Lightning (``"auto"``, a count).
+        Devices per node for Lightning: a count, ``"auto"``, or device
+        indices (``"0,1"``). On the CPU a count above 1 runs that many
+        processes.
+    num_nodes : int
+        Machines taking part in distributed training (each runs ``devices``
+        processes; Lightning reads the cluster from SLURM or the
+        ``MASTER_ADDR``/``NODE_RANK`` environment variables).
+    strategy : str
+        Lightning strategy: ``"auto"``, ``"ddp"`` (distributed data
+        parallel, one process per device), ``"ddp_fork"`` (CPU, Linux) or
+        ``"ddp_find_unused_parameters_true"``. With DDP each process draws
+        its share of the training windows, so ``batch_size`` is per process.
     num_workers : int
         Data-loader worker processes.
     """
@@ -73,6 +84,8 @@ class TrainConfig:
     seed: int = 0
     accelerator: str = "cpu"
     devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     num_workers: int = 0
 
     def __post_init__(self):
@@ -96,6 +109,19 @@ class TrainConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check_option(self.accelerator, ("cpu", "gpu", "cuda", "auto"), "accelerator")
+        check_positive(self.num_nodes, "num_nodes", integer=True)
+        check_type(self.strategy, str, "strategy")
+        if self.strategy.startswith("ddp_spawn"):
+            raise NotImplementedError(
+                f"strategy {self.strategy!r} pickles the training module, which "
+                f"this package builds in a closure; use 'ddp' (or 'ddp_fork' on "
+                f"the CPU)"
+            )
+        check_type(self.devices, (int, str), "devices", "an int or a str")
+        if isinstance(self.devices, int) and not isinstance(self.devices, bool):
+            check_positive(self.devices, "devices", integer=True)
+        elif isinstance(self.devices, bool):
+            raise TypeError(f"devices must be an int or a str, got {self.devices!r}")
 
     def to_dict(self) -> dict:
         """Plain dict of the fields."""

@@ -110,9 +110,10 @@ def make_module(
         def validation_step(self, batch, batch_idx):
             total, parts = self.losses(batch)
             n = len(batch["vmem"])
-            self.log("val_loss", total, prog_bar=True, batch_size=n)
+            # averaged over the processes under DDP (no-op on one)
+            self.log("val_loss", total, prog_bar=True, batch_size=n, sync_dist=True)
             for key, value in parts.items():
-                self.log(f"val_{key}", value, batch_size=n)
+                self.log(f"val_{key}", value, batch_size=n, sync_dist=True)
 
         def configure_optimizers(self):
             opt = torch.optim.AdamW(
@@ -314,6 +315,8 @@ def train(
             ),
             accelerator="gpu" if config.accelerator == "cuda" else config.accelerator,
             devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
             callbacks=[checkpoint, EarlyStopping("val_loss", patience=config.patience)],
             logger=CSVLogger(out, name="logs"),
             enable_progress_bar=not progress_disabled(),
@@ -328,6 +331,14 @@ def train(
             val_loader,
             ckpt_path=str(last) if resume and last.exists() else None,
         )
+        if not trainer.is_global_zero:
+            # under DDP only the first process saves the model
+            logger.info(
+                "Training process %d of %d done; process 0 saves the model",
+                trainer.global_rank,
+                trainer.world_size,
+            )
+            return out
         best = checkpoint.best_model_path
         if best:
             # trainer checkpoints only resume; weights_only keeps them data
@@ -386,7 +397,15 @@ def _hardware(config) -> str:
     import torch
 
     if config.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return (
-        f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
-    )
+        text = torch.cuda.get_device_name(0)
+    else:
+        text = (
+            f"{platform.machine()} CPU, {os.cpu_count()} cores, torch "
+            f"{torch.__version__}"
+        )
+    if config.strategy != "auto" or config.num_nodes > 1 or config.devices != 1:
+        text += (
+            f"; strategy {config.strategy}, devices {config.devices}, "
+            f"{config.num_nodes} node(s)"
+        )
+    return text
