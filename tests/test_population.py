@@ -322,3 +322,40 @@ def test_bad_population_forward_settings(population, setup):
         PopulationForward(shallow, geometries, heads=[HEAD], verbose=False)
     with pytest.raises(ValueError, match="geometries must hold every cell type"):
         PopulationForward(population, {}, verbose=False)
+
+
+@requires_neuron
+@pytest.mark.neuron
+def test_population_command_writes_and_refuses_to_overwrite(tiny_model, tmp_path):
+    import h5py
+
+    from lfp_surrogate.cli import main
+
+    out = tmp_path / "column.h5"
+    args = [
+        "-q",
+        "population",
+        "--model",
+        str(tiny_model),
+        "--n-cells",
+        "3",
+        "--duration",
+        "100",
+        "--depth",
+        "700,800",
+        "--radius",
+        "50",
+        "--probe",
+        "Laminar-16-100 position=0,-600,40",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    with h5py.File(out, "r") as f:
+        assert f["lfp/Laminar-16-100"].shape == (16, 100)
+        assert f["dipole"].shape == (3, 100) and f["dipole"].attrs["units"] == "nA·µm"
+        assert f["positions"].shape == (3, 3)
+        radial = np.hypot(f["positions"][:, 0], f["positions"][:, 2])
+        assert radial.max() <= 50.0, f"somata outside the 50-µm column: {radial}"
+    assert main(args) == 2  # exists: refused without --force
+    assert main([*args, "--force"]) == 0

@@ -17,6 +17,7 @@ _COMMANDS = {
     "figures": "_figures",
     "train": "_train",
     "evaluate": "_evaluate",
+    "population": "_population",
     "info": "_info",
     "bench": "_bench",
 }
