@@ -67,6 +67,8 @@ class ShardWriter:
     imem_operator : ImemOperator | None
         Stored with the geometry so that currents and extracellular signals
         can be derived from the file without NEURON.
+    kind : str
+        Value of the ``kind`` attribute (a prediction file shares the layout).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class ShardWriter:
         record_imem=True,
         signals=None,
         imem_operator=None,
+        kind=SHARD_KIND,
     ):
         self.path = Path(path)
         self.n_sims = n_sims
@@ -90,7 +93,7 @@ class ShardWriter:
         f = self.f
         for key, value in attrs.items():
             f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        f.attrs["kind"] = SHARD_KIND
+        f.attrs["kind"] = kind
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["complete"] = False
         chunks = (1, n_seg, min(1000, n_times))
