@@ -20,6 +20,7 @@ _COMMANDS = {
     "population": "_population",
     "info": "_info",
     "bench": "_bench",
+    "predict": "_predict",
 }
 
 
