@@ -46,6 +46,18 @@ def held_out_section(report: dict) -> dict:
     return out
 
 
+def training_input_reference(saved) -> dict:
+    """Ranges of the input features over the training inputs (for predict's
+    out-of-distribution warnings)."""
+    from lfp_surrogate.predict import read_inputs, reference_from_inputs
+
+    training = saved.card["training"]
+    shards = sorted(Path(training["data"]).glob("shard-*.h5"))
+    inputs = [s for shard in shards for s in read_inputs(shard, saved.geometry)]
+    regions = training["input_statistics"]["regions"]
+    return reference_from_inputs(inputs, saved.geometry, regions)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="trained model folder")
@@ -63,6 +75,7 @@ def main(argv=None):
         raise SystemExit(f"{args.report} scores {len(overlap)} training inputs")
     card = dict(saved.card)
     card["held_out"] = held_out_section(report)
+    card["input_reference"] = training_input_reference(saved)
     card["reproduce"] = "bash benchmarks/train_shipped.sh (see the README)"
     card["limitations"] = [
         "the cell's apical dendrites carry no calcium channels: NMDA plateaus "

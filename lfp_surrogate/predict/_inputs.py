@@ -441,6 +441,9 @@ def check_input_distribution(
         # weaker drive than in training is common in short windows and harmless
         # next to stronger drive; only the apical fraction is checked both ways
         lower = lo / FEATURE_MARGIN if key == "apical_fraction" else -np.inf
+        if key == "apical_fraction":
+            # a fraction: the basal share (1 - f) is checked like f itself
+            upper = 1.0 - (1.0 - hi) / FEATURE_MARGIN
         bad = (values > upper) | (values < lower)
         if bad.any():
             worst = values[bad][np.argmax(np.abs(np.log(values[bad] + 1e-12)))]
