@@ -21,6 +21,8 @@ _COMMANDS = {
     "info": "_info",
     "bench": "_bench",
     "predict": "_predict",
+    "validate": "_validate",
+    "demo": "_demo",
 }
 
 

@@ -1,0 +1,124 @@
+"""The validate and demo commands, end to end on the small cell."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import requires_neuron
+
+from lfp_surrogate.cli import main
+from lfp_surrogate.data import DatasetConfig, generate_dataset
+from lfp_surrogate.inputs import InputStatistics
+from lfp_surrogate.simulate import SimulationConfig
+from lfp_surrogate.train import TrainConfig, train
+
+pytestmark = requires_neuron
+
+TINY = dict(widths=16, dilations=(1, 2, 4), tower_width=8, expert_width=8, n_experts=3)
+PROBE = "Laminar-16-100 position=40,100,0 label=eval"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_validate")
+    config = DatasetConfig(
+        SimulationConfig(cell="ball_and_stick", duration=300.0),
+        inputs=InputStatistics(exc_rate=6.0, inh_rate=2.0),
+        n_sims=3,
+        seed=5,
+    )
+    generate_dataset(root / "train", config, n_jobs=1, verbose=False)
+    cfg = TrainConfig(window=100, batch_size=3, max_epochs=1, val_fraction=0.34)
+    train(
+        root / "train",
+        root / "model",
+        arch="mh",
+        model_overrides=TINY,
+        config=cfg,
+        verbose=False,
+    )
+    return str(root / "model")
+
+
+def _validate_args(model, out, *extra):
+    return [
+        "validate",
+        "--model",
+        model,
+        "--n-sims",
+        "1",
+        "--duration",
+        "300",
+        "--seed",
+        "77",
+        "--probe",
+        PROBE,
+        "--no-ood",
+        "--n-boot",
+        "20",
+        "--n-jobs",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_validate_writes_the_report_and_refuses_to_overwrite(model, tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(_validate_args(model, out)) == 0
+    printed = capsys.readouterr().out
+    assert "median per-segment V RMSE" in printed
+    assert "wall time NEURON / surrogate" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["validation"]["n_sims"] == 1
+    assert report["ood"] == {}
+    before = (out / "report.json").read_bytes()
+    assert main(_validate_args(model, out)) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--force" in err
+    assert (out / "report.json").read_bytes() == before
+    assert main(_validate_args(model, out, "--force", "--no-figures")) == 0
+    assert not (out / "figures").exists()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (("--n-sims", "0"), "--n-sims must be"),
+        (("--duration", "-3"), "--duration must be"),
+        (("--model", "no/such/model"), "--model: 'no/such/model' is neither"),
+        (("--seed", "5"), "trained on"),
+    ],
+)
+def test_validate_bad_input(model, tmp_path, capsys, change, match):
+    args = _validate_args(model, tmp_path / "v")
+    i = args.index(change[0])
+    args[i + 1] = change[1]
+    assert main(args) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
+
+
+def test_demo_on_a_small_model(model, tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--model", model, "--duration", "300", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "lfp-surrogate demo" in printed and "faster" in printed
+    assert (out / "figures" / "voltage_traces.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (out / "surrogate").glob("*.h5")) == [
+        "shard-00000.h5"
+    ]
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
