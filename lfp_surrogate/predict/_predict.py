@@ -427,7 +427,7 @@ def predict(
         if forward is None:
             forward = ForwardConfig()
         elif isinstance(forward, dict):
-            forward = ForwardConfig.from_dict(forward)
+            forward = ForwardConfig.from_dict(_parse_probe_specs(forward))
         check_type(forward, ForwardConfig, "forward", "a ForwardConfig or dict")
         fwd = ForwardModel(saved.geometry, forward)
         specs = signal_specs(fwd)
@@ -540,6 +540,19 @@ def predict(
             f"; written to {out}" if out is not None else "",
         )
     return result
+
+
+def _parse_probe_specs(forward: dict) -> dict:
+    """Turn ``"NAME position=X,Y,Z ..."`` probe strings into placement dicts."""
+    # TODO: move the spec parser from the CLI into lfp_surrogate.forward so
+    # that the library does not import from the command line
+    from ..cli._common import parse_probe
+
+    probes = [
+        parse_probe(p) if isinstance(p, str) and "=" in p else p
+        for p in forward.get("probes") or ()
+    ]
+    return {**forward, "probes": probes} if probes else dict(forward)
 
 
 def _card_summary(saved) -> dict:
