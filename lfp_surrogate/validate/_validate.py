@@ -560,8 +560,11 @@ def format_summary(report: dict) -> str:
         if entry is None or entry.get("value") is None:
             continue
         ci = entry.get("ci") or [None, None]
+        # one simulation has no interval to speak of
         interval = (
-            f"[{ci[0]:.3g}, {ci[1]:.3g}]" if None not in ci and len(ci) == 2 else ""
+            f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+            if len(ci) == 2 and None not in ci and ci[0] != ci[1]
+            else ""
         )
         name = f"{label}{f' ({unit})' if unit else ''}"
         lines.append(f"{name:44s} {entry['value']:9.3g}  {interval}")
