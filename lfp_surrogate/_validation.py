@@ -80,6 +80,20 @@ def check_array(array, name: str, *, shape=None, ndim=None, finite=True):
     return array
 
 
+def check_device(device, name: str = "device") -> str:
+    """Check a torch device string (``cpu``, ``cuda``, ``cuda:N``) is usable here."""
+    text = str(device)
+    check_option(text.split(":")[0], ("cpu", "cuda"), name)
+    if text.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"{name}={text!r} but torch sees no CUDA device; use {name}='cpu'"
+            )
+    return text
+
+
 def check_path(path, name: str, *, must_exist: bool = True) -> Path:
     """Return ``path`` as a Path, checking existence when asked."""
     check_type(path, (str, os.PathLike), name, "a path (str or os.PathLike)")

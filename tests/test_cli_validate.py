@@ -88,8 +88,17 @@ def test_validate_writes_the_report_and_refuses_to_overwrite(model, tmp_path, ca
     err = capsys.readouterr().err
     assert "is not empty" in err and "--force" in err
     assert (out / "report.json").read_bytes() == before
+    # --force replaces our entries and nothing else
+    (out / "notes.txt").write_text("mine")
+    sibling = out.with_name(out.name + ".old")
+    sibling.mkdir()
+    (sibling / "analysis.txt").write_text("mine too")
     assert main(_validate_args(model, out, "--force", "--no-figures")) == 0
     assert not (out / "figures").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (sibling / "analysis.txt").read_text() == "mine too"
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["folder"] == str(out / "neuron")
 
 
 @pytest.mark.parametrize(
@@ -99,6 +108,7 @@ def test_validate_writes_the_report_and_refuses_to_overwrite(model, tmp_path, ca
         (("--duration", "-3"), "--duration must be"),
         (("--model", "no/such/model"), "--model: 'no/such/model' is neither"),
         (("--seed", "5"), "trained on"),
+        (("--n-jobs", "0"), "--n-jobs must be"),
     ],
 )
 def test_validate_bad_input(model, tmp_path, capsys, change, match):
@@ -108,6 +118,13 @@ def test_validate_bad_input(model, tmp_path, capsys, change, match):
     assert main(args) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_validate_bad_device_fails_before_any_work(model, tmp_path, capsys):
+    args = _validate_args(model, tmp_path / "v") + ["--device", "tpu"]
+    assert main(args) == 2
+    assert "--device must be one of" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_demo_on_a_small_model(model, tmp_path, capsys):

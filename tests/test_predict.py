@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import requires_neuron
+from conftest import requires_mearec, requires_neuron
 from numpy.testing import assert_allclose, assert_array_equal
 
 from lfp_surrogate.data import DatasetConfig, generate_dataset
@@ -203,6 +203,25 @@ def test_bad_locations_are_named(saved, exc, match):
         spikes_from_locations(geometry, 100.0, exc=exc)
 
 
+def test_far_point_is_refused(saved):
+    with pytest.raises(ValueError, match="from the nearest segment"):
+        spikes_from_locations(saved.geometry, 100.0, exc={(1e6, 1e6, 0.0): [1.0]})
+
+
+@requires_mearec
+def test_template_sections_by_their_short_name():
+    """'dend[3]' names the template's 'Template[0].dend[3]'."""
+    from lfp_surrogate.cells import cell_geometry
+
+    geometry = cell_geometry("l5_ttpc1")
+    full = next(s for s in geometry.sec_names if s.endswith(".dend[3]"))
+    a = spikes_from_locations(geometry, 100.0, exc={("dend[3]", 0.5): [1.0]})
+    b = spikes_from_locations(geometry, 100.0, exc={(full, 0.5): [1.0]})
+    assert a.exc_seg.tolist() == b.exc_seg.tolist()
+    with pytest.raises(ValueError, match="e.g. dend"):
+        spikes_from_locations(geometry, 100.0, exc={("dend[9999]", 0.5): [1.0]})
+
+
 def test_synapse_free_region_is_refused(saved):
     geometry = saved.geometry
     axon = [s for s in geometry.sec_names if "axon" in s]
@@ -251,6 +270,8 @@ def test_bad_arguments(saved, inputs, tmp_path):
     with pytest.raises(ValueError, match="share one duration"):
         other = generate_inputs(saved.geometry, 100.0, 1, STATS)
         predict(saved, [inputs[0], other], verbose=False)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        predict(saved, inputs[0], duration=100.0, seed=1, verbose=False)
     with pytest.raises(ValueError, match="device"):
         predict(saved, inputs[0], device="tpu", verbose=False)
     with pytest.raises(ValueError, match="folder"):

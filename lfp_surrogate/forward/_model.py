@@ -28,6 +28,8 @@ CONFIG_VERSION = 1
 
 
 def _placements(probes) -> tuple:
+    if isinstance(probes, (str, os.PathLike, Mapping, ProbePlacement)):
+        probes = [probes]  # one probe, not a sequence of them
     out = []
     for p in probes:
         if isinstance(p, ProbePlacement):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._logging import logger, progress, use_log_level
-from .._validation import check_positive, check_type
+from .._validation import check_device, check_positive, check_type
 from ._forward import PopulationForward
 from ._population import Population, population_inputs
 
@@ -187,6 +187,7 @@ def predict_population(
 
     with use_log_level(verbose):
         check_positive(batch_size, "batch_size", integer=True)
+        check_device(device)
         saved = _load_types(population)
         forward, _, inputs = _prepare(
             population, duration, forward, inputs, statistics, saved

@@ -35,6 +35,8 @@ __all__ = [
 FEATURE_WINDOW = 1000.0
 #: Factor by which a feature may exceed the training range before a warning.
 FEATURE_MARGIN = 2.0
+#: Largest distance (µm) from a point to the segment it is mapped to.
+MAX_POINT_DISTANCE = 50.0
 #: Seed and size of the reference drawn from a card's input statistics.
 _REFERENCE_SEED = 20261204
 _REFERENCE_SIMS = 2
@@ -133,12 +135,21 @@ def _segment_of(geometry, location, name: str) -> int:
     if len(loc) == 2 and isinstance(loc[0], str):
         sec, x = loc
         if sec not in geometry.sec_names:
-            close = [s for s in geometry.sec_names if s.split("[")[0] in sec][:3]
-            raise ValueError(
-                f"{name}: no section {sec!r} in cell {geometry.name!r}"
-                + (f" (e.g. {', '.join(close)})" if close else "")
-                + "; section names are in geometry.sec_names"
-            )
+            # template cells name sections "Template[0].dend[3]": accept "dend[3]"
+            short = [s for s in geometry.sec_names if s.rsplit(".", 1)[-1] == sec]
+            if len(short) != 1:
+                stem = sec.rsplit(".", 1)[-1].split("[")[0]
+                close = [
+                    s.rsplit(".", 1)[-1]
+                    for s in geometry.sec_names
+                    if s.rsplit(".", 1)[-1].startswith(stem)
+                ][:3]
+                raise ValueError(
+                    f"{name}: no section {sec!r} in cell {geometry.name!r}"
+                    + (f" (e.g. {', '.join(close)})" if close else "")
+                    + "; section names are in geometry.sec_names"
+                )
+            sec = short[0]
         x = float(x)
         if not 0.0 <= x <= 1.0:
             raise ValueError(
@@ -159,6 +170,13 @@ def _segment_of(geometry, location, name: str) -> int:
         dist = np.linalg.norm(centres - point, axis=1)
         dist[~allowed] = np.inf
         seg = int(np.argmin(dist))
+        if dist[seg] > MAX_POINT_DISTANCE:
+            raise ValueError(
+                f"{name}: point {loc!r} is {dist[seg]:.0f} µm from the nearest "
+                f"segment with synapses (more than {MAX_POINT_DISTANCE:g} µm); "
+                f"points are in µm in the cell's frame (soma at the origin, "
+                f"apical axis +y)"
+            )
     else:
         raise ValueError(
             f"{name}: a location must be (section name, position in [0, 1]) or a "
@@ -186,14 +204,16 @@ def spikes_from_locations(
 
     Parameters
     ----------
-    geometry : CellGeometry | SavedModel
-        The cell (a loaded model gives its own).
+    geometry : CellGeometry | SavedModel | str
+        The cell (a loaded model, or a model's name or folder, gives its own).
     duration : float
         Duration of the input (ms).
     exc, inh : mapping | None
         Location -> spike times (ms, in ``(0, duration]``). A location is
         ``(section_name, x)`` with ``x`` in [0, 1] along the section
-        (NEURON's convention: the segment ``floor(x * nseg)``), or a point
+        (NEURON's convention: the segment ``floor(x * nseg)``; the name as
+        in ``geometry.sec_names`` or without its template prefix, e.g.
+        ``"dend[3]"``), or a point
         ``(x, y, z)`` in µm in the cell's frame (soma at the origin, apical
         axis +y), mapped to the nearest segment centre that carries
         synapses. Several locations may map to one segment; their spikes add.
@@ -207,6 +227,10 @@ def spikes_from_locations(
     >>> spikes = spikes_from_locations(model, 500.0, exc={
     ...     ("dend[3]", 0.5): [100.0, 102.0], (0.0, 600.0, 0.0): [250.0]})
     """
+    if isinstance(geometry, (str, Path)):
+        from ..train import load_model
+
+        geometry = load_model(geometry)
     geometry = getattr(geometry, "geometry", geometry)
     check_positive(duration, "duration")
     parts = {}

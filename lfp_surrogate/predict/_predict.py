@@ -17,7 +17,7 @@ import numpy as np
 
 from .._io import atomic_path
 from .._logging import logger, progress, use_log_level
-from .._validation import check_option, check_positive, check_type
+from .._validation import check_device, check_positive, check_type
 from ..inputs import InputStatistics, SpikeTrains, generate_inputs, simulation_seeds
 
 __all__ = ["PREDICTION_KIND", "Prediction", "load_prediction", "predict"]
@@ -152,6 +152,11 @@ def _as_inputs(inputs, saved, *, duration, seed, n_sims, stats) -> tuple[list, d
             source="generated",
             seed=int(seed),
             input_statistics=stats.to_dict(),
+        )
+    if duration is not None or seed is not None:
+        raise ValueError(
+            "duration and seed draw inputs; they cannot be combined with given "
+            "inputs: pass either inputs or duration and seed"
         )
     if isinstance(inputs, SpikeTrains):
         inputs = [inputs]
@@ -385,11 +390,7 @@ def predict(
 
     check_positive(chunk, "chunk", integer=True)
     check_positive(batch, "batch", integer=True)
-    check_option(str(device).split(":")[0], ("cpu", "cuda"), "device")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            "device='cuda' but torch sees no CUDA device; use device='cpu'"
-        )
+    check_device(device)
     if out is not None:
         out = Path(out)
         if out.is_dir():

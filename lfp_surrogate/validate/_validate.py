@@ -20,7 +20,7 @@ import numpy as np
 
 from .._io import atomic_path
 from .._logging import logger, use_log_level
-from .._validation import check_positive
+from .._validation import check_device, check_positive
 
 __all__ = ["BANDS", "OOD_SCENARIOS", "validate", "format_summary"]
 
@@ -252,6 +252,7 @@ def _compare(
         seed=seed,
         verbose="WARNING",
     )
+    report["data"]["folder"] = str(neuron_dir)
     report["wall_time"] = dict(
         neuron_s=wall_neuron,
         surrogate_s=wall_pred,
@@ -337,7 +338,8 @@ def validate(
         ``neuron/`` (the ground-truth shards) and ``surrogate/`` (the
         predictions, one file per shard). Built in ``<out>.partial`` (which a
         rerun with the same settings resumes) and renamed when complete; an
-        existing non-empty ``out`` is refused unless ``force``.
+        existing non-empty ``out`` is refused unless ``force``, which
+        replaces what a validation writes there and leaves other files alone.
     n_sims : int
         Held-out simulations.
     duration : float
@@ -395,6 +397,9 @@ def validate(
         check_positive(value, name, integer=True)
     check_positive(duration, "duration")
     check_positive(n_boot, "n_boot", integer=True)
+    if n_jobs is not None:
+        check_positive(n_jobs, "n_jobs", integer=True)
+    check_device(device)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a folder, got the file {out}")
@@ -495,6 +500,7 @@ def validate(
             report["figures"] = {
                 k: str(Path("figures") / p.name) for k, p in paths.items()
             }
+        report["data"]["folder"] = str(out / "neuron")
         report["validation"] = dict(
             n_sims=n_sims,
             duration_ms=float(duration),
@@ -507,20 +513,37 @@ def validate(
             tmp.write_text(json.dumps(_jsonable(report), indent=1, allow_nan=False))
         with atomic_path(partial / "report.txt", suffix=".txt") as tmp:
             tmp.write_text(format_summary(report) + "\n")
-        # the finished folder replaces ``out`` in one rename
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-            partial.rename(out)
-            shutil.rmtree(old)
-        else:
-            partial.rename(out)
+        _move_into(partial, out)
         logger.info(
             "Validation written to %s in %.1f s", out, time.perf_counter() - t_start
         )
     return report
+
+
+def _move_into(partial: Path, out: Path) -> None:
+    """Rename the finished work onto ``out``.
+
+    A new ``out`` is one rename. Into an existing one (``force``), the entries
+    a validation writes (:data:`_OWN_ENTRIES`) are replaced, those of an
+    earlier run that this one did not write are removed, and other files are
+    left alone.
+    """
+    if not out.exists():
+        partial.rename(out)
+        return
+    for name in _OWN_ENTRIES:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    for entry in sorted(partial.iterdir()):
+        entry.rename(out / entry.name)
+    partial.rmdir()
+
+
+#: What a validation writes into its folder.
+_OWN_ENTRIES = ("report.json", "report.txt", "figures", "neuron", "surrogate", "ood")
 
 
 def _jsonable(x):
