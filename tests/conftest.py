@@ -83,3 +83,45 @@ def strong_input():
     from lfp_surrogate.inputs import InputStatistics
 
     return InputStatistics(exc_rate=6.0, inh_rate=2.0)
+
+
+#: A tiny network: trains in seconds on the small cell.
+TINY = dict(widths=16, dilations=(1, 2, 4), tower_width=8, expert_width=8, n_experts=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, strong_input):
+    """Training data of the small cell: 3 x 300 ms under strong input, seed 5."""
+    if not _has_neuron():
+        pytest.skip("NEURON not installed")
+    from lfp_surrogate.data import DatasetConfig, generate_dataset
+    from lfp_surrogate.simulate import SimulationConfig
+
+    config = DatasetConfig(
+        SimulationConfig(cell="ball_and_stick", duration=300.0),
+        inputs=strong_input,
+        n_sims=3,
+        seed=5,
+    )
+    out = tmp_path_factory.mktemp("tiny") / "train"
+    return generate_dataset(out, config, n_jobs=1, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory):
+    """Folder of a tiny MH surrogate trained one epoch on ``tiny_data``."""
+    import torch
+
+    from lfp_surrogate.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    cfg = TrainConfig(window=100, batch_size=3, max_epochs=1, val_fraction=0.34)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(
+            tiny_data, out, arch="mh", model_overrides=TINY, config=cfg, verbose=False
+        )
+    finally:
+        torch.set_num_threads(old)
+    return out

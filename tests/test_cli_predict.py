@@ -14,15 +14,12 @@ from conftest import requires_neuron, run_python
 from numpy.testing import assert_array_equal
 
 from lfp_surrogate.cli import main
-from lfp_surrogate.data import DatasetConfig, generate_dataset
 from lfp_surrogate.inputs import InputStatistics
 from lfp_surrogate.predict import PREDICTION_KIND, predict, read_inputs
-from lfp_surrogate.simulate import SimulationConfig
-from lfp_surrogate.train import TrainConfig, load_model, train
+from lfp_surrogate.train import load_model
 
 pytestmark = requires_neuron
 
-TINY = dict(widths=16, dilations=(1, 2, 4), tower_width=8, expert_width=8, n_experts=3)
 STATS = InputStatistics(exc_rate=6.0, inh_rate=2.0)
 # the drawn input the model was trained on (no out-of-distribution warning)
 DRAW = ["--duration", "300", "--seed", "3", "--exc-rate", "6", "--inh-rate", "2"]
@@ -43,25 +40,13 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Training data: 3 x 300 ms of the small cell, one simulation per shard."""
-    out = tmp_path_factory.mktemp("cli_predict") / "train"
-    config = DatasetConfig(
-        SimulationConfig(cell="ball_and_stick", duration=300.0),
-        inputs=STATS,
-        n_sims=3,
-        seed=5,
-    )
-    return generate_dataset(out, config, n_jobs=1, verbose=False)
+def data(tiny_data):
+    return tiny_data
 
 
 @pytest.fixture(scope="module")
-def model(data, tmp_path_factory):
-    """The folder of a tiny trained model."""
-    out = tmp_path_factory.mktemp("model")
-    cfg = TrainConfig(window=100, batch_size=3, max_epochs=1, val_fraction=0.34)
-    train(data, out, arch="mh", model_overrides=TINY, config=cfg, verbose=False)
-    return out
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,9 @@ import torch
 from conftest import requires_neuron
 
 from lfp_surrogate.cli import main
-from lfp_surrogate.data import DatasetConfig, generate_dataset
-from lfp_surrogate.inputs import InputStatistics
-from lfp_surrogate.simulate import SimulationConfig
-from lfp_surrogate.train import TrainConfig, train
 
 pytestmark = requires_neuron
 
-TINY = dict(widths=16, dilations=(1, 2, 4), tower_width=8, expert_width=8, n_experts=3)
 PROBE = "Laminar-16-100 position=40,100,0 label=eval"
 
 
@@ -29,25 +24,8 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli_validate")
-    config = DatasetConfig(
-        SimulationConfig(cell="ball_and_stick", duration=300.0),
-        inputs=InputStatistics(exc_rate=6.0, inh_rate=2.0),
-        n_sims=3,
-        seed=5,
-    )
-    generate_dataset(root / "train", config, n_jobs=1, verbose=False)
-    cfg = TrainConfig(window=100, batch_size=3, max_epochs=1, val_fraction=0.34)
-    train(
-        root / "train",
-        root / "model",
-        arch="mh",
-        model_overrides=TINY,
-        config=cfg,
-        verbose=False,
-    )
-    return str(root / "model")
+def model(tiny_model):
+    return str(tiny_model)
 
 
 def _validate_args(model, out, *extra):

@@ -11,7 +11,6 @@ import torch
 from conftest import requires_mearec, requires_neuron
 from numpy.testing import assert_allclose, assert_array_equal
 
-from lfp_surrogate.data import DatasetConfig, generate_dataset
 from lfp_surrogate.forward import ForwardConfig, ForwardModel
 from lfp_surrogate.inputs import InputStatistics, generate_inputs
 from lfp_surrogate.models import predict_stream
@@ -25,12 +24,10 @@ from lfp_surrogate.predict import (
     read_inputs,
     spikes_from_locations,
 )
-from lfp_surrogate.simulate import SimulationConfig
-from lfp_surrogate.train import TrainConfig, load_model, train
+from lfp_surrogate.train import load_model
 
 pytestmark = requires_neuron
 
-TINY = dict(widths=16, dilations=(1, 2, 4), tower_width=8, expert_width=8, n_experts=3)
 STATS = InputStatistics(exc_rate=6.0, inh_rate=2.0)
 FORWARD = dict(
     probes=[{"probe": "Laminar-16-100", "position": [40.0, 100.0, 0.0]}],
@@ -50,24 +47,13 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Training data: 3 x 300 ms of the small cell under strong input."""
-    out = tmp_path_factory.mktemp("predict") / "train"
-    config = DatasetConfig(
-        SimulationConfig(cell="ball_and_stick", duration=300.0),
-        inputs=STATS,
-        n_sims=3,
-        seed=5,
-    )
-    return generate_dataset(out, config, n_jobs=1, verbose=False)
+def data(tiny_data):
+    return tiny_data
 
 
 @pytest.fixture(scope="module")
-def saved(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model")
-    cfg = TrainConfig(window=100, batch_size=3, max_epochs=1, val_fraction=0.34)
-    train(data, out, arch="mh", model_overrides=TINY, config=cfg, verbose=False)
-    return load_model(out)
+def saved(tiny_model):
+    return load_model(tiny_model)
 
 
 @pytest.fixture(scope="module")
