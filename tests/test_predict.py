@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import requires_mearec, requires_neuron
+from conftest import _has_mearec, requires_mearec, requires_neuron
 from numpy.testing import assert_allclose, assert_array_equal
 
 from lfp_surrogate.forward import ForwardConfig, ForwardModel
@@ -278,3 +278,24 @@ def test_inputs_of_another_cell_are_refused(saved, tmp_path):
             f[f"inputs/{kind}/ptr"] = np.zeros(2, np.int64)
     with pytest.raises(ValueError, match="not for 'ball_and_stick'"):
         predict(saved, path, verbose=False)
+
+
+def test_a_prebuilt_forward_model_gives_the_same_signals(saved, inputs):
+    fwd = ForwardModel(saved.geometry, ForwardConfig.from_dict(FORWARD))
+    a = predict(saved, inputs[0], forward=FORWARD, check_inputs=False, verbose=False)
+    for _ in range(2):  # reusable across calls
+        b = predict(saved, inputs[0], forward=fwd, check_inputs=False, verbose=False)
+        for name, value in a.signals.items():
+            assert_allclose(
+                b.signals[name], value, rtol=1e-6, atol=0, err_msg=f"{name}"
+            )
+
+
+def test_forward_model_of_another_cell_is_refused(saved, inputs):
+    from lfp_surrogate.cells import cell_geometry
+
+    if not _has_mearec():
+        pytest.skip("mearec not installed")
+    other = ForwardModel(cell_geometry("l5_ttpc1"))
+    with pytest.raises(ValueError, match="forward was built for cell 'l5_ttpc1'"):
+        predict(saved, inputs[0], forward=other, verbose=False)

@@ -335,10 +335,11 @@ def predict(
         Number of drawn inputs.
     stats : InputStatistics | dict | None
         Statistics of drawn inputs (default: the calibrated defaults).
-    forward : ForwardConfig | dict | None
+    forward : ForwardConfig | dict | ForwardModel | None
         Probes, heads and MEG models to compute (see
-        :class:`~lfp_surrogate.forward.ForwardConfig`); ``None``: the dipole
-        only.
+        :class:`~lfp_surrogate.forward.ForwardConfig`), or a
+        :class:`~lfp_surrogate.forward.ForwardModel` of the model's cell built
+        once for many calls; ``None``: the dipole only.
     out : path-like | None
         Write an HDF5 file (the ground-truth shard layout, ``kind``
         ``lfp_surrogate.prediction``) chunk by chunk instead of returning
@@ -425,12 +426,28 @@ def predict(
                 check_input_distribution(s, saved, index=i)
 
         # forward models: built once, applied chunk by chunk
-        if forward is None:
-            forward = ForwardConfig()
-        elif isinstance(forward, dict):
-            forward = ForwardConfig.from_dict(_parse_probe_specs(forward))
-        check_type(forward, ForwardConfig, "forward", "a ForwardConfig or dict")
-        fwd = ForwardModel(saved.geometry, forward)
+        if isinstance(forward, ForwardModel):
+            # built by the caller once for many calls
+            fwd = forward
+            if fwd.geometry.cell_hash != saved.geometry.cell_hash:
+                raise ValueError(
+                    f"forward was built for cell {fwd.geometry.name!r} (hash "
+                    f"{fwd.geometry.cell_hash}), not for the model's cell "
+                    f"{saved.geometry.name!r}; build it from the model's geometry"
+                )
+            forward = fwd.config
+        else:
+            if forward is None:
+                forward = ForwardConfig()
+            elif isinstance(forward, dict):
+                forward = ForwardConfig.from_dict(_parse_probe_specs(forward))
+            check_type(
+                forward,
+                ForwardConfig,
+                "forward",
+                "a ForwardConfig, a dict or a ForwardModel",
+            )
+            fwd = ForwardModel(saved.geometry, forward)
         specs = signal_specs(fwd)
         n_times = int(round(n_bins))
         n_seg = saved.geometry.n_seg
